@@ -1,0 +1,5 @@
+import sys
+
+from ferkit.cli.main import main
+
+sys.exit(main())

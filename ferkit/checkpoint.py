@@ -1,0 +1,212 @@
+"""Reading and writing checkpoint files safely.
+
+* Reading never unpickles arbitrary objects unless the caller opts in (``trust=True``, CLI ``--trust-checkpoint``):
+  ``torch.load(weights_only=True)`` or safetensors.
+* Writing is atomic: a temporary file in the target folder is fsynced and renamed over the target.
+
+ferkit's own format is a ``weights_only``-loadable dict (or a safetensors file whose metadata holds the same keys)::
+
+    {"format": "ferkit.checkpoint/1", "model": str, "model_args": dict, "label_names": list[str],
+     "state_dict": dict[str, Tensor], "meta": dict}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ferkit.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ferkit.checkpoint/1"
+TRUST_HINT = ("pass trust_checkpoint=True (CLI: --trust-checkpoint) only if you trust the file's origin: "
+              "full unpickling can run arbitrary code")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, write_fn) -> None:
+    """Call ``write_fn(fileobj)`` on a temporary file next to ``path``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Atomically write ``obj`` (a dict of tensors and plain values) with ``torch.save``, or as safetensors when
+    ``path`` ends in ``.safetensors`` (then ``obj['state_dict']`` holds the tensors and the rest goes to JSON metadata)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        tensors = {k: v.detach().contiguous().cpu() for k, v in obj["state_dict"].items()}
+        meta = {k: v for k, v in obj.items() if k != "state_dict"}
+        data = save(tensors, metadata={"ferkit": json.dumps(meta)})
+        atomic_write_bytes(path, lambda f: f.write(data))
+    else:
+        atomic_write_bytes(path, lambda f: torch.save(dict(obj), f))
+    return path
+
+
+class _StubObject:
+    """Stand-in for classes a trusted legacy pickle references but ferkit does not have (e.g. ``__main__.RecorderMeter``)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self.__dict__["_state"] = state
+
+
+class _StubUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        try:
+            return super().find_class(module, name)
+        except (AttributeError, ModuleNotFoundError, ImportError):
+            log.warning("checkpoint references %s.%s, which is not importable; replaced by a stub", module, name)
+            return type(name, (_StubObject,), {"__module__": module})
+
+
+class _StubPickleModule:
+    """``pickle_module`` for ``torch.load`` that stubs unknown classes (trusted legacy files only)."""
+
+    Unpickler = _StubUnpickler
+    load = staticmethod(lambda f, **kw: _StubUnpickler(f, **kw).load())
+    __name__ = "ferkit_stub_pickle"
+
+
+def _is_safetensors(head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n < (1 << 28) and head[8:9] == b"{"
+
+
+def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> dict[str, Any]:
+    """Read a checkpoint into a dict without executing code (unless ``trust``).
+
+    Accepts torch zip and legacy files, TorchScript archives (their ``state_dict()``) and safetensors.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CheckpointError: the file is empty, truncated or corrupt, is not a checkpoint, or needs full unpickling.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if _is_safetensors(head):
+        return _read_safetensors(path)
+    is_zip = head[:2] == b"PK"
+    if is_zip:
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {e}") from e
+        if bad is not None:
+            raise CheckpointError(f"checkpoint {path} is corrupt: member {bad!r} fails its CRC check")
+        if any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names):
+            return _read_torchscript(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust:
+            raise CheckpointError(f"checkpoint {path} contains pickled Python objects that are not plain tensors or "
+                                  f"containers ({str(e).splitlines()[0]}). Refused by default; {TRUST_HINT}") from e
+        obj = _load_trusted(path)
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {str(e).splitlines()[0]}") from e
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict / state dict")
+    return dict(obj)
+
+
+def _load_trusted(path: Path) -> Any:
+    log.warning("fully unpickling %s (trusted by the caller)", path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_StubPickleModule)
+    except Exception as e:  # noqa: BLE001 - any failure here means the file is unusable
+        raise CheckpointError(f"checkpoint {path} could not be unpickled even in trusted mode: {e}") from e
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        data = path.read_bytes()
+        tensors = load(data)
+        meta = _safetensors_metadata(data)
+    except (SafetensorError, ValueError, OSError) as e:
+        raise CheckpointError(f"safetensors file {path} is truncated or corrupt: {e}") from e
+    if "ferkit" in meta:
+        out = json.loads(meta["ferkit"])
+        out["state_dict"] = tensors
+        return out
+    return dict(tensors)
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    return header.get("__metadata__", {}) or {}
+
+
+def _read_torchscript(path: Path) -> dict[str, Any]:
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError as e:
+        raise CheckpointError(f"TorchScript archive {path} cannot be loaded: {str(e).splitlines()[0]}") from e
+    return dict(module.state_dict())
+
+
+def unwrap_state_dict(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Return the tensor mapping of a checkpoint: ``ckpt['state_dict']`` / ``['model']`` / ``['model_state']`` or the
+    mapping itself, with one leading ``module.`` / ``_orig_mod.`` stripped from every key that has it."""
+    sd: Any = ckpt
+    for key in ("state_dict", "model_state", "model"):
+        if isinstance(sd, Mapping) and isinstance(sd.get(key), Mapping):
+            sd = sd[key]
+            break
+    out = {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        for prefix in ("module.", "_orig_mod."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out

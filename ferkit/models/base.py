@@ -1,0 +1,53 @@
+"""Behaviour shared by ferkit models: ordered label names, input config, self-describing checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferkit import labels as _labels
+from ferkit.checkpoint import FORMAT, save_checkpoint
+from ferkit.config import to_dict
+
+
+class FerModel(nn.Module):
+    """Mixin-style base. Subclasses set ``self.config`` (a dataclass) and call :meth:`_set_labels`.
+
+    Attributes:
+        model_name: registry name. label_names: ordered canonical class names (index -> name).
+        data_config: input preprocessing (``input_size``, ``mean``, ``std``, ``interpolation``, ``family``).
+    """
+
+    model_name: str = ""
+    data_config: dict[str, Any] = {}
+
+    def _set_labels(self, label_names: Sequence[str] | str | None, num_classes: int | None, default: Sequence[str]):
+        if isinstance(label_names, str):
+            label_names = _labels.order(label_names)
+        if label_names is None:
+            label_names = default if num_classes in (None, len(default)) else _labels.default_order(num_classes)
+        names = _labels.order(list(label_names))
+        if num_classes is not None and num_classes != len(names):
+            raise ValueError(f"num_classes={num_classes} but {len(names)} label names were given: {list(names)}")
+        self.label_names: tuple[str, ...] = names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors that define this model in a ferkit checkpoint (all of them by default)."""
+        return {k: v.detach().cpu() for k, v in self.state_dict().items()}
+
+    def checkpoint_dict(self, **meta: Any) -> dict[str, Any]:
+        """ferkit checkpoint content: model name and args, label names, tensors, free-form ``meta``."""
+        return {"format": FORMAT, "model": self.model_name, "model_args": to_dict(self.config),
+                "label_names": list(self.label_names), "state_dict": self.checkpoint_state_dict(), "meta": meta}
+
+    def save(self, path: str | Path, **meta: Any) -> Path:
+        """Atomically write a ferkit checkpoint (``.pt`` or ``.safetensors``)."""
+        return save_checkpoint(self.checkpoint_dict(**meta), path)
