@@ -143,15 +143,23 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "weights only load failed" not in str(e).lower():
+            raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {_first_line(e)}") from e
         if not trust:
-            raise CheckpointError(f"checkpoint {path} contains pickled Python objects that are not plain tensors or "
-                                  f"containers ({str(e).splitlines()[0]}). Refused by default; {TRUST_HINT}") from e
+            global_name = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln), _first_line(e))
+            raise CheckpointError(f"checkpoint {path} contains pickled Python objects, not only tensors and plain "
+                                  f"containers ({global_name}). Refused by default; {TRUST_HINT}") from e
         obj = _load_trusted(path)
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {str(e).splitlines()[0]}") from e
+    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {_first_line(e)}") from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict / state dict")
     return dict(obj)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _load_trusted(path: Path) -> Any:
