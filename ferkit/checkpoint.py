@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -146,9 +147,10 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> dict[str
         if "weights only load failed" not in str(e).lower():
             raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {_first_line(e)}") from e
         if not trust:
-            global_name = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln), _first_line(e))
+            found = re.search(r"GLOBAL (\S+)", str(e))
+            what = f"e.g. {found.group(1)}" if found else _first_line(e)
             raise CheckpointError(f"checkpoint {path} contains pickled Python objects, not only tensors and plain "
-                                  f"containers ({global_name}). Refused by default; {TRUST_HINT}") from e
+                                  f"containers ({what}). Refused by default; {TRUST_HINT}") from e
         obj = _load_trusted(path)
     except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({size} bytes): {_first_line(e)}") from e
