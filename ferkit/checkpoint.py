@@ -62,7 +62,7 @@ def atomic_write_bytes(path: str | os.PathLike, write_fn) -> None:
 
 def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Atomically write ``obj`` (a dict of tensors and plain values) with ``torch.save``, or as safetensors when
-    ``path`` ends in ``.safetensors`` (then ``obj['state_dict']`` holds the tensors and the rest goes to JSON metadata)."""
+    ``path`` ends in ``.safetensors`` (``obj['state_dict']`` holds the tensors; the rest goes to JSON metadata)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import save
@@ -77,7 +77,7 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 class _StubObject:
-    """Stand-in for classes a trusted legacy pickle references but ferkit does not have (e.g. ``__main__.RecorderMeter``)."""
+    """Stand-in for a class a trusted legacy pickle references but ferkit lacks (``__main__.RecorderMeter``)."""
 
     def __init__(self, *args, **kwargs):
         pass

@@ -46,8 +46,8 @@ def canonical(name: str) -> str:
     """
     key = str(name).strip().lower()
     if key not in ALIASES:
-        raise ValueError(f"unknown expression label {name!r}; expected one of {', '.join(CANONICAL)} (or an alias such as "
-                         "'happy', 'sad', 'angry', 'surprised', 'fearful', 'disgusted')")
+        raise ValueError(f"unknown expression label {name!r}; expected one of {', '.join(CANONICAL)} "
+                         "(or an alias such as 'happy', 'sad', 'angry', 'surprised', 'fearful', 'disgusted')")
     return ALIASES[key]
 
 

@@ -37,7 +37,7 @@ def training_file(sd7, tmp_path_factory):
     """An official per-epoch training checkpoint: module. keys + pickled __main__.RecorderMeter objects."""
     main = sys.modules["__main__"]
     cls = type("RecorderMeter", (), {"__module__": "__main__"})
-    setattr(main, "RecorderMeter", cls)
+    main.RecorderMeter = cls
     try:
         rec = cls()
         rec.epoch_losses = [[1.0, 2.0]]

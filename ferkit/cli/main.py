@@ -13,7 +13,8 @@ from ferkit.errors import FerkitError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ferkit", description="Facial expression recognition toolkit (POSTER++, MPA-FER).")
+    parser = argparse.ArgumentParser(prog="ferkit",
+                                     description="Facial expression recognition toolkit (POSTER++, MPA-FER).")
     parser.add_argument("--version", action="version", version=f"ferkit {ferkit.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

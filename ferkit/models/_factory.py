@@ -12,7 +12,7 @@ from torch import nn
 from ferkit import labels as _labels
 from ferkit.checkpoint import read_checkpoint
 from ferkit.errors import CheckpointError
-from ferkit.models._registry import get_entry
+from ferkit.models._registry import ModelEntry, get_entry
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
         num_classes: class count; inferred from the checkpoint when omitted. A conflict raises unless ``reset_head``.
         label_names: ordered class names or a data-set order name (``"rafdb"``); from the checkpoint when it has them.
         checkpoint: path (or already-read dict) of an official or ferkit checkpoint.
-        trust_checkpoint: allow full unpickling of legacy checkpoints holding Python objects (unsafe for untrusted files).
+        trust_checkpoint: allow full unpickling of legacy checkpoints with Python objects (unsafe for untrusted files).
         reset_head: keep everything but the classifier (fine-tuning on another label set).
         **overrides: model config fields (see the model's config dataclass), e.g. ``vit_depth=4``.
     """
@@ -40,43 +40,55 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
         from ferkit.hub import resolve_pretrained
 
         checkpoint, pcfg = resolve_pretrained(name)
-        if label_names is None:
-            label_names = pcfg.label_names
-    ckpt = None
-    args = {**entry.defaults}
+        label_names = pcfg.label_names if label_names is None else label_names
+    ckpt, args = None, dict(entry.defaults)
     if checkpoint is not None:
-        ckpt = dict(checkpoint) if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint, trust=trust_checkpoint)
+        ckpt = checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint, trust=trust_checkpoint)
+        ckpt = dict(ckpt)
         info = entry.adapter.inspect(ckpt)
-        if info.get("model") and info["model"] != base:
-            other = info["model"].split(".")[0]
-            try:
-                other_family = get_entry(other).family
-            except ValueError:
-                other_family = other
-            if other_family != entry.family:
-                raise CheckpointError(f"checkpoint is for model {info['model']!r}, not {base!r} "
-                                      f"(family {entry.family!r}); create_model({info['model']!r}, ...) loads it")
+        _check_family(info.get("model"), base, entry)
         args.update(info.get("model_args") or {})
-        ck_n, ck_names = info.get("num_classes"), info.get("label_names")
         if not reset_head:
-            if num_classes is not None and ck_n is not None and num_classes != ck_n:
-                raise CheckpointError(f"checkpoint has a {ck_n}-class head but num_classes={num_classes} was requested; "
-                                      "pass reset_head=True to replace the head")
-            if label_names is not None and ck_names is not None:
-                want = _labels.order(label_names) if isinstance(label_names, str) else _labels.order(list(label_names))
-                if list(want) != list(ck_names):
-                    raise CheckpointError(f"checkpoint classes are ordered {list(ck_names)}, but label_names={list(want)} "
-                                          "was requested; ferkit maps orders by name at evaluation — do not relabel a "
-                                          "trained head (or pass reset_head=True to train a new one)")
-            num_classes = num_classes or ck_n
-            label_names = label_names if label_names is not None else ck_names
-            if label_names is None and ck_n is not None:
-                label_names = _labels.default_order(ck_n)
-                log.warning("checkpoint carries no label names; assuming the %s order %s (pass label_names= to override)",
-                            "RAF-DB" if ck_n == 7 else "AffectNet", list(label_names))
+            num_classes, label_names = _classes_from_checkpoint(info, num_classes, label_names)
     args.update(overrides)
     model = entry.builder(label_names=label_names, num_classes=num_classes, trust_checkpoint=trust_checkpoint, **args)
     model.model_name = base
     if ckpt is not None:
         model.load_report = entry.adapter.load(model, ckpt, reset_head=reset_head)
     return model
+
+
+def _check_family(ckpt_model: str | None, base: str, entry: ModelEntry) -> None:
+    """A checkpoint may load into its own model or a variant of the same family, nothing else."""
+    if not ckpt_model or ckpt_model == base:
+        return
+    try:
+        other_family = get_entry(ckpt_model.split(".")[0]).family
+    except ValueError:
+        other_family = ckpt_model
+    if other_family != entry.family:
+        raise CheckpointError(f"checkpoint is for model {ckpt_model!r}, not {base!r} (family {entry.family!r}); "
+                              f"create_model({ckpt_model!r}, ...) loads it")
+
+
+def _classes_from_checkpoint(info: dict[str, Any], num_classes: int | None, label_names) -> tuple[int | None, Any]:
+    """Reconcile the requested class count / names with the checkpoint's; conflicts raise."""
+    ck_n, ck_names = info.get("num_classes"), info.get("label_names")
+    if num_classes is not None and ck_n is not None and num_classes != ck_n:
+        raise CheckpointError(f"checkpoint has a {ck_n}-class head but num_classes={num_classes} was requested; "
+                              "pass reset_head=True to replace the head")
+    if label_names is not None and ck_names is not None:
+        want = _labels.order(label_names if isinstance(label_names, str) else list(label_names))
+        if list(want) != list(ck_names):
+            raise CheckpointError(
+                f"checkpoint classes are ordered {list(ck_names)}, but label_names={list(want)} was requested; "
+                "ferkit maps orders by name at evaluation, so do not relabel a trained head (reset_head=True trains "
+                "a new one)")
+    num_classes = num_classes or ck_n
+    if label_names is None:
+        label_names = ck_names
+    if label_names is None and ck_n is not None:
+        label_names = _labels.default_order(ck_n)
+        log.warning("checkpoint carries no label names; assuming the %s order %s (pass label_names= to override)",
+                    "RAF-DB" if ck_n == 7 else "AffectNet", list(label_names))
+    return num_classes, label_names

@@ -49,8 +49,8 @@ DEAD_PATTERNS = [
 ]
 
 OPTIMIZER_ONLY_HINT = ("this file holds only optimizer state ('state' + 'param_groups'): the official POSTER_V2 "
-                       "save_checkpoint writes the SAM optimizer, not the model, to *_model_best.pth. Use the per-epoch "
-                       "checkpoint (a dict with 'state_dict') or a released checkpoint instead")
+                       "save_checkpoint writes the SAM optimizer, not the model, to *_model_best.pth. Use the "
+                       "per-epoch checkpoint (a dict with 'state_dict') or a released checkpoint instead")
 
 
 def _rename(key: str) -> str:
@@ -135,8 +135,8 @@ class PosterV2Adapter:
             return {"format": "ferkit-state-dict", "model": None, "model_args": {}, "label_names": None,
                     "num_classes": int(sd[self.head_key].shape[0])}
         sample = ", ".join(list(sd)[:5])
-        raise CheckpointError(f"not a POSTER++ checkpoint: expected official keys (VIT.*, ir_back.*, face_landback.*) or "
-                              f"ferkit keys (fuser.*, image_net.*, ...); found {len(sd)} tensors such as {sample}")
+        raise CheckpointError(f"not a POSTER++ checkpoint: expected official keys (VIT.*, ir_back.*, face_landback.*) "
+                              f"or ferkit keys (fuser.*, image_net.*, ...); found {len(sd)} tensors such as {sample}")
 
     def load(self, model: nn.Module, ckpt: dict[str, Any], *, reset_head: bool = False) -> dict[str, Any]:
         info = self.inspect(ckpt)
@@ -168,11 +168,10 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], ignore_missin
         parts = []
         if shapes:
             parts.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(shapes[:8]))
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): " + ", ".join(missing[:12]) + (" ..." if len(missing) > 12 else ""))
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(unexpected[:12])
-                         + (" ..." if len(unexpected) > 12 else ""))
+        for what, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                more = " ..." if len(keys) > 12 else ""
+                parts.append(f"{len(keys)} {what} key(s): " + ", ".join(keys[:12]) + more)
         raise CheckpointError("checkpoint does not fit the model: " + " | ".join(parts))
     full = dict(own)
     full.update({k: v.to(own[k].dtype) for k, v in sd.items()})
@@ -195,7 +194,9 @@ def _ir50_stage_key(key: str) -> str:
 
 
 def load_ir50(image_net: nn.Module, path, *, trust: bool = False) -> dict[str, int]:
-    """Load ``ir50.pth`` (MS-Celeb-1M IR-50) into the image stream, either key layout, strictly. Returns counts per stage."""
+    """Load ``ir50.pth`` (MS-Celeb-1M IR-50) into the image stream, either key layout, strictly.
+
+    Returns the number of tensors loaded per stage."""
     sd = unwrap_state_dict(read_checkpoint(path, trust=trust))
     out = {}
     for k, v in sd.items():
