@@ -171,3 +171,31 @@ def test_forward_features_and_data_config(make_model):
 def test_training_without_prototypes_explains_itself(make_model):
     with pytest.raises(RuntimeError, match="prepare_training"):
         make_model().training_loss(torch.randn(1, 3, 224, 224), torch.tensor([0]))
+
+
+def test_model_info_counts_prompts_and_per_image_cost(make_model, capsys):
+    import json
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ferkit.cli.main import main
+    from ferkit.models.info import model_info
+
+    model = make_model()
+    info = model_info(model)
+    assert info["params_trainable"] == 10 * 64 + 2 * 8 * 64
+    assert info["params_total"] == sum(p.numel() for p in model.clip.parameters()) + info["params_trainable"]
+    x = torch.randn(1, 3, 224, 224)
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as img:
+            model.encode_image(x)
+        model._text_cache = None
+        with torch.no_grad(), FlopCounterMode(display=False) as txt:
+            model.text_features()
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    extra = info["macs"] - img.get_total_flops() // 2  # only the similarity products remain
+    assert 0 <= extra < txt.get_total_flops() // 2 // 10
+    assert main(["info", "mpa_fer_vit_b16", "--set", "clip_arch=tiny", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params_trainable"] == 1664
