@@ -88,12 +88,15 @@ def _thop_rule_exists(m: nn.Module) -> bool:
 def real_macs(model: nn.Module, x: torch.Tensor) -> int:
     """All executed multiply-accumulates of an eval forward (FLOP counter / 2)."""
     was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused nn.MultiheadAttention kernel is invisible to the counter
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
             model(x)
     finally:
         model.train(was_training)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return fc.get_total_flops() // 2
 
 
@@ -112,6 +115,8 @@ def effective_params(model: nn.Module, x: torch.Tensor) -> int:
 def model_info(model: nn.Module, input_size: int | None = None) -> dict[str, Any]:
     """Parameter counts and MACs of ``model`` for one (1, 3, S, S) input (S = the model's input size, 224)."""
     size = input_size or getattr(model, "data_config", {}).get("input_size", 224)
+    if callable(getattr(model, "prepare_inference", None)):
+        model.prepare_inference()  # e.g. MPA-FER: class text features are computed once, not per image
     x = torch.randn(1, 3, size, size)
     macs_thop, params_thop = thop_count(model, x)
     return {
