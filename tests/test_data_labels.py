@@ -25,7 +25,7 @@ def test_affectnet7_is_affectnet8_without_contempt():
 
 
 def test_ferplus_order_is_the_vote_columns():
-    cols = "neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF".split(",")
+    cols = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
     assert L.NATIVE_NAMES["ferplus"] == tuple(cols)
     assert L.DATASET_ORDERS["ferplus"] == tuple(cols[:8])
 

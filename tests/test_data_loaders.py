@@ -6,6 +6,7 @@ checks that the target a loader returns names the class the *image* was written 
 
 import csv
 import logging
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -102,8 +103,8 @@ def _corrupt(tmp_path):
     ds = build_dataset("rafdb", base, "train")
     bad = 3
     path = ds.samples[bad][0]
-    data = open(path, "rb").read()
-    open(path, "wb").write(data[: len(data) // 3])  # truncated JPEG
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 3])  # truncated JPEG
     return base, bad, path
 
 
