@@ -121,3 +121,11 @@ def test_real_fer2013_loader(fer2013_root):
     assert x.shape == (3, 64, 64) and ds.label_names[y] == "anger"  # val/anger sorts first
     clean = build_dataset("fer2013", fer2013_root, "val", clean_only=True)
     assert len(clean) == 3589 - 338  # the README: 338 PublicTest images are marked clean = 0
+
+
+def test_check_csv_without_split_column(tmp_path, capsys):
+    synthetic.write_csv_table(tmp_path, {"train": {"fear": 2, "anger": 1}})
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join(line.rsplit(",", 1)[0] for line in table.read_text().splitlines()) + "\n")
+    code, report = run_json(capsys, "check", "csv", str(table), "--workers", "0")
+    assert code == 0 and report["totals"] == {"train": 3} and set(report["absent_splits"]) == {"val", "test"}
