@@ -98,6 +98,8 @@ def test_unknown_split_and_name(capsys):
     assert main(["data", "check", "rafdb", ".", "--split", "dev"]) == 2
     assert "valid splits" in capsys.readouterr().err
     assert main(["data", "check", "nope", "."]) == 2
+    assert main(["data", "check", "ferplus", ".", "-o", "rule=majority"]) == 2
+    assert "accepted: label_rule" in capsys.readouterr().err
 
 
 @pytest.mark.data

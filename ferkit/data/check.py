@@ -60,6 +60,7 @@ def check_dataset(name: str, root: str | Path, *, split: str | None = None, deco
     """
     spec = get_spec(name)
     splits = [spec.resolve_split(split)] if split else list(spec.splits)
+    spec.check_options(options)
     report: dict[str, Any] = {"name": spec.name, "root": str(root), "ok": True, "splits": {}, "totals": {},
                               "absent_splits": {}, "dropped": {}, "missing": [], "unreadable": [], "problems": [],
                               "ignored_files": 0}
