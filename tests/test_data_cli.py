@@ -84,7 +84,7 @@ def test_wrong_layout_names_the_expected_one(tmp_path, capsys):
 
 
 def test_check_ferplus_majority_option(tmp_path, capsys):
-    from test_data_loaders import EXPECTED, VOTES
+    from tests.test_data_loaders import EXPECTED, VOTES
 
     synthetic.write_ferplus(tmp_path, VOTES)
     code, report = run_json(capsys, "check", "ferplus", str(tmp_path), "-o", "label_rule=majority", "--workers", "0")
