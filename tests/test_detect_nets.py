@@ -166,7 +166,8 @@ def test_real_mtcnn_weights_load_strictly(shared_weights):
 
 def test_mtcnn_crops_skip_boxes_outside_the_image():
     img = torch.zeros(3, 50, 40)
-    boxes = torch.tensor([[5.0, 5.0, 20.0, 20.0, 0.9], [100.0, 100.0, 120.0, 120.0, 0.9], [-10.0, -5.0, 10.0, 15.0, 0.9]])
+    boxes = torch.tensor([[5.0, 5.0, 20.0, 20.0, 0.9], [100.0, 100.0, 120.0, 120.0, 0.9],
+                          [-10.0, -5.0, 10.0, 15.0, 0.9]])
     crops, valid = M.crop_resize(img, boxes, 24)
     assert crops.shape == (2, 3, 24, 24) and valid.tolist() == [0, 2]
 

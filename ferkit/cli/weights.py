@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = wsub.add_parser("import", help="copy a local file into the cache after checking its SHA-256")
     q.add_argument("path")
     q.add_argument("--name", default=None, help="asset name (default: identified by the file's SHA-256)")
-    q.add_argument("--allow-unverified", action="store_true", help="accept a file for an asset without a published hash")
+    q.add_argument("--allow-unverified", action="store_true",
+                   help="accept a file for an asset without a published hash")
 
     q = wsub.add_parser("verify", help="re-hash every cached file")
     q.add_argument("--json", action="store_true")
@@ -45,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"list": _list, "download": _download, "import": _import, "verify": _verify, "path": _path}[args.action](args)
+    actions = {"list": _list, "download": _download, "import": _import, "verify": _verify, "path": _path}
+    return actions[args.action](args)
 
 
 def _list(args: argparse.Namespace) -> int:
