@@ -56,7 +56,8 @@ def time_ms(fn, repeat: int) -> tuple[float, float]:
 def fer2013_recall(det, root: Path, n: int) -> float:
     """Share of ``n`` FER2013 validation faces (evenly over classes, sorted file names) that ``det`` finds."""
     classes = sorted(p for p in (root / "val").iterdir() if p.is_dir())
-    files = [f for i in range(n) for c in classes for f in sorted(c.glob("*.jpg"))[i:i + 1]][:n]
+    per_class = [sorted(c.glob("*.jpg")) for c in classes]
+    files = [fs[i] for i in range(n) for fs in per_class if i < len(fs)][:n]
     hits = 0
     for f in files:
         face = Image.open(f).convert("L").resize((192, 192), Image.BICUBIC)
