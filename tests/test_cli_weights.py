@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_hub import DATA, SHA, Server, _asset
+from tests.test_hub import DATA, SHA, Server, _asset
 
 from ferkit.cli.main import main
 from ferkit.hub import cached_path
