@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FER2013, SHARED_WEIGHTS
+from tests.conftest import FER2013, SHARED_WEIGHTS
 from PIL import Image
 
 skimage_data = pytest.importorskip("skimage.data")
