@@ -112,6 +112,8 @@ def effective_params(model: nn.Module, x: torch.Tensor) -> int:
 def model_info(model: nn.Module, input_size: int | None = None) -> dict[str, Any]:
     """Parameter counts and MACs of ``model`` for one (1, 3, S, S) input (S = the model's input size, 224)."""
     size = input_size or getattr(model, "data_config", {}).get("input_size", 224)
+    if callable(getattr(model, "prepare_inference", None)):
+        model.prepare_inference()  # e.g. MPA-FER: class text features are computed once, not per image
     x = torch.randn(1, 3, size, size)
     macs_thop, params_thop = thop_count(model, x)
     return {

@@ -1,0 +1,102 @@
+"""Detectors that run through OpenCV (optional extra ``ferkit[detect]``): YuNet and the Haar cascade.
+
+* **YuNet** (Wu et al., "YuNet: A Tiny Millisecond-level Face Detector", 2023; ShiqiYu/libfacedetection.train,
+  opencv_zoo ``face_detection_yunet_2023mar.onnx``) through ``cv2.FaceDetectorYN``: boxes, 5 landmarks, scores.
+* **Haar** (Viola-Jones frontal-face cascade ``haarcascade_frontalface_default.xml`` that ships with
+  opencv-python 4.x) through ``cv2.CascadeClassifier``: boxes only, no calibrated score (reported as 1.0; faces are
+  ordered by area). OpenCV 5 no longer ships the cascades, hence the ``<5`` pin of the extra.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ferkit.detect.base import DEFAULT_MAX_SIDE, FaceDetector, empty_result
+
+
+def import_cv2() -> Any:
+    """Import OpenCV or raise an ImportError that says how to install it."""
+    try:
+        import cv2
+    except ImportError as e:
+        raise ImportError("this detector needs OpenCV: pip install 'ferkit[detect]' "
+                          "(opencv-python-headless>=4.8,<5)") from e
+    return cv2
+
+
+class YuNetDetector(FaceDetector):
+    """``yunet``: OpenCV's ``FaceDetectorYN`` with the 2023mar ONNX model.
+
+    Options: ``nms_threshold`` (0.3) and ``top_k`` (5000), passed to ``FaceDetectorYN.create``.
+    """
+
+    name = "yunet"
+    default_score_threshold = 0.6
+    has_landmarks = True
+
+    def __init__(self, onnx_path: str | os.PathLike, *, device: str = "cpu", score_threshold: float | None = None,
+                 max_side: int | None = DEFAULT_MAX_SIDE, nms_threshold: float = 0.3, top_k: int = 5000,
+                 **options: Any):
+        if options:
+            raise TypeError(f"unknown option(s) for 'yunet': {sorted(options)}")
+        if str(device) != "cpu":
+            raise ValueError("yunet runs on the CPU through OpenCV; use device='cpu'")
+        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        cv2 = import_cv2()
+        self._net = cv2.FaceDetectorYN.create(str(onnx_path), "", (320, 320), self.score_threshold,
+                                              float(nms_threshold), int(top_k))
+
+    def _detect(self, image: np.ndarray):
+        cv2 = import_cv2()
+        h, w = image.shape[:2]
+        self._net.setInputSize((w, h))
+        _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if rows is None or len(rows) == 0:
+            return empty_result(True)
+        rows = rows.astype(np.float64)
+        boxes = np.concatenate([rows[:, :2], rows[:, :2] + rows[:, 2:4]], axis=1)
+        # columns 4..13: right eye (of the person = image left), left eye, nose tip, right and left mouth corner
+        return boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2)
+
+
+class HaarDetector(FaceDetector):
+    """``haar``: Viola-Jones frontal-face cascade. No weights download; no landmarks; score 1.0.
+
+    Options: ``scale_factor`` (1.1), ``min_neighbors`` (5), ``min_size`` (30, pixels), ``cascade`` (file name in
+    ``cv2.data.haarcascades`` or a path; default ``haarcascade_frontalface_default.xml``).
+    """
+
+    name = "haar"
+    default_score_threshold = 0.0
+
+    def __init__(self, *, device: str = "cpu", score_threshold: float | None = None,
+                 max_side: int | None = DEFAULT_MAX_SIDE, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 min_size: int = 30, cascade: str = "haarcascade_frontalface_default.xml", **options: Any):
+        if options:
+            raise TypeError(f"unknown option(s) for 'haar': {sorted(options)}")
+        if str(device) != "cpu":
+            raise ValueError("haar runs on the CPU through OpenCV; use device='cpu'")
+        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        cv2 = import_cv2()
+        path = cascade
+        if not os.path.isfile(cascade) and hasattr(cv2, "data"):
+            path = os.path.join(cv2.data.haarcascades, cascade)
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise FileNotFoundError(f"Haar cascade {path!r} not found or unreadable; opencv-python(-headless) 4.x "
+                                    "ships it in cv2.data.haarcascades (OpenCV 5 does not)")
+        self.scale_factor, self.min_neighbors, self.min_size = float(scale_factor), int(min_neighbors), int(min_size)
+
+    def _detect(self, image: np.ndarray):
+        cv2 = import_cv2()
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        found = self._cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                               minSize=(self.min_size, self.min_size))
+        if len(found) == 0:
+            return empty_result(False)
+        xywh = np.asarray(found, dtype=np.float64).reshape(-1, 4)
+        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        return boxes, np.ones(len(boxes)), None

@@ -1,0 +1,107 @@
+"""Getting weights: from the cache, by download, or by importing a local file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ferkit.checkpoint import sha256_file
+from ferkit.errors import WeightsError
+from ferkit.hub.assets import ASSETS, Asset, find_by_sha256, get_asset
+from ferkit.hub.cache import cached_path, cached_status, check_file, is_offline, validate_cached, write_record
+from ferkit.hub.download import download, offline_message
+
+log = logging.getLogger(__name__)
+
+
+def get_weights(name: str | Asset, *, cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
+                progress: bool = True, allow_unverified: bool = False) -> Path:
+    """Path of a verified weight file: from the cache, else downloaded (never in offline mode).
+
+    Args:
+        name: asset name (``ferkit weights list``).
+        cache_dir: cache root (default ``$FERKIT_HOME`` or ``~/.cache/ferkit``); files live in ``<root>/weights``.
+        offline: never use the network (default: ``FERKIT_OFFLINE`` environment variable).
+        allow_unverified: allow downloading an asset that has no published SHA-256.
+
+    Raises:
+        WeightsError: not cached and offline (the message says how to import the file), or the download failed.
+    """
+    asset = get_asset(name)
+    path = cached_path(asset, cache_dir)
+    if validate_cached(asset, path):
+        return path
+    if is_offline(offline):
+        raise WeightsError(offline_message(asset, path))
+    return download(asset, cache_dir=cache_dir, progress=progress, allow_unverified=allow_unverified, offline=False)
+
+
+def import_weights(path: str | os.PathLike, name: str | None = None, *, cache_dir: str | os.PathLike | None = None,
+                   allow_unverified: bool = False) -> Path:
+    """Copy a local file into the cache after checking its SHA-256.
+
+    Args:
+        path: the file.
+        name: asset it should be; when None the asset is identified by the file's hash.
+        allow_unverified: accept the file for an asset that has no published SHA-256 (its hash is recorded).
+
+    Returns:
+        The cached path.
+
+    Raises:
+        FileNotFoundError: no such file.
+        WeightsError: hash or size mismatch, unknown hash without ``name``, or unverifiable without opt-in.
+    """
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise FileNotFoundError(f"weights file not found: {src}")
+    digest, size = sha256_file(src), src.stat().st_size
+    asset = _identify(digest, src) if name is None else get_asset(name)
+    check_file(asset, src, digest, size)
+    if not asset.verifiable and not allow_unverified:
+        raise WeightsError(f"{asset.name!r} has no published SHA-256, so {src} cannot be verified (its SHA-256 is "
+                           f"{digest}); pass allow_unverified=True (CLI --allow-unverified) if you trust the file")
+    dest = cached_path(asset, cache_dir)
+    _atomic_copy(src, dest, digest)
+    write_record(asset, dest, digest, source=str(src.resolve()))
+    if not asset.verifiable:
+        log.warning("%s imported WITHOUT a published checksum; recorded SHA-256 %s", asset.name, digest)
+    return dest
+
+
+def _identify(digest: str, src: Path) -> Asset:
+    asset = find_by_sha256(digest)
+    if asset is None:
+        raise WeightsError(f"no known weights have the SHA-256 of {src} ({digest}); pass the asset name "
+                           "(CLI --name) to import a file whose checksum is not published")
+    return asset
+
+
+def _atomic_copy(src: Path, dest: Path, digest: str) -> None:
+    """Copy to a temporary file next to ``dest``, re-check the hash of the copy, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.import")
+    try:
+        shutil.copyfile(src, tmp)
+        if sha256_file(tmp) != digest:
+            raise WeightsError(f"copy of {src} changed while importing; try again")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def verify_cache(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Re-hash every cached asset; rows ``{"name", "status", "path"}`` with status from
+    :func:`ferkit.hub.cache.cached_status` (``missing`` rows included)."""
+    rows = []
+    for name in ASSETS:
+        status = cached_status(name, cache_dir, full=True)
+        if status == "unchecked":
+            asset = ASSETS[name]
+            path = cached_path(asset, cache_dir)
+            status = "ok" if validate_cached(asset, path) else "unchecked"
+        rows.append({"name": name, "status": status, "path": str(cached_path(name, cache_dir))})
+    return rows

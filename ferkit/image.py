@@ -1,0 +1,133 @@
+"""Image conversion in one place: every ferkit image API takes RGB ``uint8`` arrays of shape (H, W, 3).
+
+:func:`to_rgb_uint8` turns what users actually have into that form:
+
+* grayscale (H, W) or (H, W, 1) -> the gray value repeated in R, G and B;
+* gray + alpha (H, W, 2) and RGBA (H, W, 4) -> alpha dropped (not composited);
+* ``uint16`` (16-bit PNG/TIFF) -> rounded ``value / 257`` (65535 -> 255);
+* float in [0, 1] -> rounded ``value * 255``; ``bool`` -> 0 / 255;
+* BGR (OpenCV's ``cv2.imread``) with ``channel_order="bgr"``;
+* a ``PIL.Image`` of any mode.
+
+Anything else (other integer types, floats outside [0, 1] or NaN, empty or 4-D arrays, 5+ channels) raises
+``ValueError`` naming the problem and the expected form.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+ImageLike = Any  # np.ndarray | PIL.Image.Image
+
+
+def to_rgb_uint8(image: ImageLike, *, channel_order: str = "rgb") -> np.ndarray:
+    """Convert an image to a C-contiguous RGB ``uint8`` array (H, W, 3).
+
+    Args:
+        image: ndarray (H, W), (H, W, 1|2|3|4) of uint8 / uint16 / float in [0, 1] / bool, or a PIL image.
+        channel_order: ``"rgb"`` (default) or ``"bgr"`` for colour arrays read with OpenCV (BGR / BGRA).
+
+    Raises:
+        ValueError: unsupported type, shape, dtype or value range.
+    """
+    if channel_order not in ("rgb", "bgr"):
+        raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    arr = _from_pil(image) if _is_pil(image) else image
+    if not isinstance(arr, np.ndarray):
+        raise ValueError("expected an image as a numpy array (H, W, 3) RGB uint8 or a PIL image, "
+                         f"got {type(image).__name__}")
+    arr = _channels_last(arr)
+    arr = _to_uint8(arr)
+    if arr.shape[2] in (1, 2):
+        arr = np.repeat(arr[:, :, :1], 3, axis=2)
+    else:
+        arr = arr[:, :, :3]
+        if channel_order == "bgr":
+            arr = arr[:, :, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def _is_pil(image: Any) -> bool:
+    return type(image).__module__.startswith("PIL.")
+
+
+def _from_pil(image: Any) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(image, dtype=np.uint16)
+    if image.mode in ("I", "F"):
+        arr = np.asarray(image)
+        if image.mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16)
+        return arr
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    return np.asarray(image)
+
+
+def _channels_last(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
+                         " (for a batch, pass images one by one or use detect_batch)")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"image is empty (shape {arr.shape})")
+    return arr
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError("float image contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"float images must have values in [0, 1]; got range [{lo:.4g}, {hi:.4g}] "
+                             "(convert 0..255 floats with .astype(np.uint8))")
+        return np.rint(arr * 255.0).astype(np.uint8)
+    raise ValueError(f"unsupported image dtype {arr.dtype}; expected uint8, uint16, bool or float in [0, 1]")
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3), applying the EXIF orientation. 16-bit files are scaled to 8 bits.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from e
+    return to_rgb_uint8(im)
+
+
+def resize_max_side(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """Downscale (never upscale) so that ``max(H, W) <= max_side``; return the image and the scales ``(sx, sy)``.
+
+    ``x / sx``, ``y / sy`` map coordinates in the returned image back to the input. Uses PIL's antialiased bilinear
+    filter, so a cv2 install is not needed.
+    """
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, (1.0, 1.0)
+    from PIL import Image
+
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    return out, (size[0] / w, size[1] / h)
