@@ -74,6 +74,9 @@ def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str 
 def _create(name: str, checkpoint: Any, trust: bool, overrides: dict[str, Any]) -> nn.Module:
     from ferkit.models import create_model
 
+    if checkpoint is None and "." not in name:
+        log.warning("model %r has no trained weights (no checkpoint given): its predictions are meaningless; pass "
+                    "checkpoint=PATH or a pretrained name such as 'poster_v2.rafdb'", name)
     return create_model(name, checkpoint=checkpoint, trust_checkpoint=trust, **overrides)
 
 

@@ -83,6 +83,15 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(out)
 
 
+def list_videos(folder: str | os.PathLike) -> list[Path]:
+    """Video files under ``folder`` (recursive, hidden entries skipped), sorted by path."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [Path(root) / f for f in files if not f.startswith(".") and is_video_file(f)]
+    return sorted(out)
+
+
 def read_rgb(item: InputItem, *, channel_order: str = "rgb") -> np.ndarray:
     """The item as an RGB uint8 (H, W, 3) array.
 

@@ -37,9 +37,8 @@ class Frame:
 
 def error_message(e: BaseException) -> str:
     """A one-line message for a failed input (ferkit's own messages as they are, others prefixed by their type)."""
-    if isinstance(e, (FerkitError, ValueError, OSError)) and str(e):
-        return str(e).splitlines()[0] if len(str(e)) > 500 else str(e)
-    return f"{type(e).__name__}: {e}"
+    msg = str(e) if isinstance(e, (FerkitError, ValueError, OSError)) and str(e) else f"{type(e).__name__}: {e}"
+    return msg if len(msg) <= 500 else msg[:497] + "..."
 
 
 class Recognizer:
@@ -107,12 +106,20 @@ class Recognizer:
     def predict_iter(self, x: Any, *, boxes: Sequence[Any] | None = None, channel_order: str | None = None,
                      logits: bool | None = None, progress: bool = False) -> Iterator[Record]:
         """Like :meth:`predict` but yields records as they are ready (constant memory for large folders)."""
+        for frame in self.predict_frames(x, boxes=boxes, channel_order=channel_order, logits=logits,
+                                         progress=progress):
+            yield frame.record
+
+    def predict_frames(self, x: Any, *, boxes: Sequence[Any] | None = None, channel_order: str | None = None,
+                       logits: bool | None = None, progress: bool = False) -> Iterator[Frame]:
+        """Like :meth:`predict_iter` but yields :class:`Frame` s (record + RGB pixels + detector faces), e.g. to draw
+        the results; pixels of a batch are released once it has been yielded."""
         items = list(inputs.expand(x))
         bar = _progress(len(items), "images", progress)
         try:
             for chunk in _chunks(items, self.batch_size):
                 frames = [self.prepare(item, boxes=boxes, channel_order=channel_order) for item in chunk]
-                yield from (f.record for f in self.recognize(frames, logits=logits))
+                yield from self.recognize(frames, logits=logits)
                 bar.update(len(chunk))
         finally:
             bar.close()
