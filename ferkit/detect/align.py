@@ -1,8 +1,9 @@
 """Face crops for recognition models: square box with margin, 5-point similarity alignment, or plain resize.
 
 Coordinates are continuous pixel coordinates (the image spans [0, W] x [0, H]), as produced by the detectors.
-Every method is an affine map from the output square to the input image, warped with PIL (bilinear; images are first
-reduced by an integer factor when the face is much larger than the output, so down-scaling does not alias). Pixels
+Every method is an affine map from the output square to the input image, warped with PIL (bilinear; when the face is
+larger than the output, the region it covers is first resized with PIL's antialiasing filter, so down-scaling does
+not alias). Pixels
 outside the image are filled with ``fill`` (``border="constant"``, black by default) or by repeating the edge
 (``border="edge"``). Grayscale, RGBA and 16-bit inputs are converted to RGB uint8 first.
 
@@ -156,26 +157,47 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int, *, border: str = "con
     from PIL import Image
 
     matrix = np.asarray(matrix, dtype=np.float64)
-    # integer pre-reduction when one output pixel covers more than 2 input pixels (antialiasing)
-    step = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    factor = int(step // 2)
     pil = Image.fromarray(image)
-    if factor >= 2:
-        pil = pil.reduce(factor)
-        matrix = matrix / factor
+    step = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # input pixels per output pixel
+    if step > 1.5:
+        pil, matrix = _shrink(pil, matrix, size, step)
     if border == "edge":
         pil, matrix = _pad_edge(pil, matrix, size)
-    coeffs = tuple(matrix.reshape(-1))
+    coeffs = tuple(float(v) for v in matrix.reshape(-1))
     out = pil.transform((size, size), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=(fill, fill, fill))
     return np.asarray(out, dtype=np.uint8)
+
+
+def _output_extent(matrix: np.ndarray, size: int) -> np.ndarray:
+    """Input-space (x, y) of the four output corners; (4, 2)."""
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64)
+    return corners @ matrix.T
+
+
+def _shrink(pil: Any, matrix: np.ndarray, size: int, step: float) -> tuple[Any, np.ndarray]:
+    """Antialiased resize of the image region the output covers, so the remaining warp has a scale close to 1."""
+    from PIL import Image
+
+    pts = _output_extent(matrix, size)
+    w, h = pil.size
+    x0, y0 = (max(0, int(np.floor(v - 2 * step))) for v in pts.min(0))
+    x1, y1 = min(w, int(np.ceil(pts[:, 0].max() + 2 * step))), min(h, int(np.ceil(pts[:, 1].max() + 2 * step)))
+    if x1 <= x0 or y1 <= y0:  # the output lies entirely outside the image
+        return pil, matrix
+    nw, nh = max(1, round((x1 - x0) / step)), max(1, round((y1 - y0) / step))
+    region = pil.crop((x0, y0, x1, y1)).resize((nw, nh), Image.BILINEAR)
+    out = matrix.copy()
+    out[:, 2] -= (x0, y0)
+    out[0] /= (x1 - x0) / nw
+    out[1] /= (y1 - y0) / nh
+    return region, out
 
 
 def _pad_edge(pil: Any, matrix: np.ndarray, size: int) -> tuple[Any, np.ndarray]:
     """Pad by repeating edge pixels so that the whole output maps inside the image; shift the matrix to match."""
     from PIL import Image
 
-    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64)
-    pts = corners @ matrix.T
+    pts = _output_extent(matrix, size)
     w, h = pil.size
     left = int(np.ceil(max(0.0, -pts[:, 0].min()))) + 1
     top = int(np.ceil(max(0.0, -pts[:, 1].min()))) + 1

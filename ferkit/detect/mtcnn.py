@@ -202,7 +202,7 @@ class MTCNNDetector(FaceDetector):
 
     @torch.inference_mode()
     def _detect(self, image: np.ndarray):
-        img = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float()  # (3, H, W) RGB 0..255
+        img = torch.tensor(image, device=self.device).permute(2, 0, 1).float()  # (3, H, W) RGB 0..255
         boxes = self._stage1(img)
         if len(boxes):
             boxes = self._stage2(img, boxes)

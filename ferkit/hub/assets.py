@@ -55,8 +55,7 @@ def _gdrive(file_id: str) -> str:
 _GH = "https://github.com"
 _CLIP = "https://openaipublic.azureedge.net/clip/models"
 _POSTER = "https://github.com/Talented-Q/POSTER_V2"
-_POSTER_LICENCE = ("MIT (code and weights, Talented-Q/POSTER_V2); trained on research-only data — check the data "
-                   "set's licence before any non-research use")
+_POSTER_LICENCE = "MIT repository, weights' licence not stated; research-only training data"
 
 _LIST = [
     Asset("yunet", "face_detection_yunet_2023mar.onnx",

@@ -138,8 +138,9 @@ def _fetch(url: str, part: Path, expected: int | None, progress: bool, retries: 
             if isinstance(e, urllib.error.HTTPError):
                 raise _Fatal(f"HTTP {e.code} {e.reason}") from e
             last = e
-            log.warning("download interrupted (%s); attempt %d/%d resumes", e, attempt + 1, retries + 1)
-            time.sleep(min(2.0, 0.2 * 2 ** attempt))
+            if attempt < retries:
+                log.warning("download interrupted (%s); attempt %d/%d resumes", e, attempt + 2, retries + 1)
+                time.sleep(min(2.0, 0.2 * 2 ** attempt))
     kept = part.stat().st_size if part.exists() else 0
     raise WeightsError(f"connection failed {retries + 1} times ({last}); {kept} bytes kept in {part} — "
                        "running the download again resumes from there")
