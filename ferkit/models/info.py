@@ -88,12 +88,15 @@ def _thop_rule_exists(m: nn.Module) -> bool:
 def real_macs(model: nn.Module, x: torch.Tensor) -> int:
     """All executed multiply-accumulates of an eval forward (FLOP counter / 2)."""
     was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused nn.MultiheadAttention kernel is invisible to the counter
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
             model(x)
     finally:
         model.train(was_training)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return fc.get_total_flops() // 2
 
 
