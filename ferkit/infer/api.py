@@ -11,6 +11,7 @@ from torch import nn
 
 from ferkit.infer.backends import OnnxBackend, TorchBackend
 from ferkit.infer.detection import make_detector
+from ferkit.infer.device import resolve_device
 from ferkit.infer.preprocess import resolve_crop
 from ferkit.infer.recognizer import Recognizer
 
@@ -49,24 +50,24 @@ def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str 
     """
     onnx_path = _onnx_path(model)
     backend = backend or ("onnx" if onnx_path else "torch")
-    pretrained_crop = _pretrained_crop(model)
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
+    if backend == "onnx" and onnx_path is None:
+        raise ValueError("backend='onnx' needs the path of a .onnx file exported by `ferkit export onnx`")
+    if backend == "onnx" and precision != "fp32":
+        raise ValueError("the ONNX backend runs in fp32 only")
+    if backend == "torch" and onnx_path is not None:
+        raise ValueError(f"{model} is an ONNX file; use backend='onnx' (or leave backend unset)")
+    torch_device = resolve_device(device)  # validates the string before anything expensive happens
+    det, det_name = make_detector(detector, weights=detector_weights, device=str(torch_device),
+                                  score_threshold=score_threshold, max_side=max_side)
     if backend == "onnx":
-        if onnx_path is None:
-            raise ValueError("backend='onnx' needs the path of a .onnx file exported by `ferkit export onnx`")
-        if precision != "fp32":
-            raise ValueError("the ONNX backend runs in fp32 only")
         clf = OnnxBackend(onnx_path, device=device)
-    elif backend == "torch":
-        if onnx_path is not None:
-            raise ValueError(f"{model} is an ONNX file; use backend='onnx' (or leave backend unset)")
+    else:
         net = model if isinstance(model, nn.Module) else _create(str(model), checkpoint, trust_checkpoint,
                                                                  model_overrides)
-        clf = TorchBackend(net, device=device, precision=precision, optimize=optimize)
-    else:
-        raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
-    det, det_name = make_detector(detector, weights=detector_weights, device=str(getattr(clf, "device", "cpu")),
-                                  score_threshold=score_threshold, max_side=max_side)
-    crop_cfg = resolve_crop(crop, detector_name=det_name, pretrained_crop=pretrained_crop)
+        clf = TorchBackend(net, device=torch_device, precision=precision, optimize=optimize)
+    crop_cfg = resolve_crop(crop, detector_name=det_name, pretrained_crop=_pretrained_crop(model))
     return Recognizer(clf, det, detector_name=det_name, crop=crop_cfg, batch_size=batch_size, logits=logits,
                       channel_order=channel_order)
 

@@ -135,7 +135,8 @@ def predict_video(recognizer: Recognizer, source: Any, *, every: int = 1, max_fr
     try:
         src = VideoSource(source)
     except (OSError, ValueError) as e:
-        yield Record(str(source), error=error_message(e), frame=0, timestamp=0.0)
+        cam = camera_index(source)
+        yield Record(str(source) if cam is None else f"camera:{cam}", error=error_message(e), frame=0, timestamp=0.0)
         return
     stream = _FrameStream(recognizer, src, int(every), max_frames, out, progress)
     try:
