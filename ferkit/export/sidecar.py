@@ -46,15 +46,16 @@ def read_sidecar(model_path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"exported model not found: {model_path}")
     path = sidecar_path(model_path)
     if not path.is_file():
-        raise CheckpointError(f"{model_path} has no metadata file {path.name} next to it; ferkit needs it for the label "
-                              "names and preprocessing (re-export with `ferkit export onnx`)")
+        raise CheckpointError(f"{model_path} has no metadata file {path.name} next to it; ferkit needs it for the "
+                              "label names and preprocessing (re-export with `ferkit export onnx`)")
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {path}: {e}") from e
     missing = [k for k in REQUIRED if k not in meta]
     if meta.get("format") != FORMAT or missing:
-        raise CheckpointError(f"{path} is not a ferkit export sidecar (format {meta.get('format')!r}, missing {missing})")
+        raise CheckpointError(f"{path} is not a ferkit export sidecar (format {meta.get('format')!r}, "
+                              f"missing {missing})")
     if len(meta["label_names"]) != meta.get("num_classes", len(meta["label_names"])):
         raise CheckpointError(f"{path}: num_classes does not match the label names")
     return meta

@@ -10,7 +10,7 @@ See ``docs/inference.md``.
 """
 
 from ferkit.infer.api import load
-from ferkit.infer.records import FaceResult, Record, columns, to_rows
 from ferkit.infer.recognizer import Recognizer
+from ferkit.infer.records import FaceResult, Record, columns, to_rows
 
 __all__ = ["load", "Recognizer", "Record", "FaceResult", "to_rows", "columns"]

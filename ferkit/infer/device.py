@@ -1,4 +1,4 @@
-"""Device strings and precision: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``; ``fp32`` | ``bf16`` | ``fp16``."""
+"""Device strings (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and precision (``fp32``, ``bf16``, ``fp16``)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
-def annotate(image: np.ndarray, faces: Sequence[FaceResult], *, bars: bool = True, top: int | None = None) -> np.ndarray:
+def annotate(image: np.ndarray, faces: Sequence[FaceResult], *, bars: bool = True,
+             top: int | None = None) -> np.ndarray:
     """Draw the faces on a copy of ``image``.
 
     Args:

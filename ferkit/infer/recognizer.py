@@ -76,8 +76,9 @@ class Recognizer:
         return str(self.backend.model_name)
 
     def __repr__(self) -> str:
-        return (f"Recognizer(model={self.model_name!r}, backend={self.backend.name!r}, detector={self.detector_name!r}, "
-                f"crop={self.crop['preset']!r}, labels={list(self.label_names)}, batch_size={self.batch_size})")
+        return (f"Recognizer(model={self.model_name!r}, backend={self.backend.name!r}, "
+                f"detector={self.detector_name!r}, crop={self.crop['preset']!r}, labels={list(self.label_names)}, "
+                f"batch_size={self.batch_size})")
 
     # ---- images ------------------------------------------------------------------------------------------------
     def predict(self, x: Any, *, boxes: Sequence[Any] | None = None, channel_order: str | None = None,
@@ -175,7 +176,7 @@ class Recognizer:
     # ---- video -------------------------------------------------------------------------------------------------
     def predict_video(self, source: Any, *, every: int = 1, max_frames: int | None = None, out: Any = None,
                       progress: bool = False) -> Iterator[Record]:
-        """Stream one record per processed frame of a video file or camera (see :func:`ferkit.infer.video.predict_video`).
+        """Stream one record per processed frame of a video file or camera (:func:`ferkit.infer.video.predict_video`).
 
         Args:
             source: video path, or a camera index (int, or a digit string such as ``"0"``).

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.infer.records import Record
 from ferkit.infer.recognizer import Frame, Recognizer, error_message
+from ferkit.infer.records import Record
 
 log = logging.getLogger(__name__)
 

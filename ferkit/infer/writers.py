@@ -29,8 +29,8 @@ class RecordWriter:
         flat: JSON/JSONL with the flat CSV rows instead of nested records.
     """
 
-    def __init__(self, path: str | os.PathLike | IO[str] | None, fmt: str, label_names: Sequence[str], *, logits: bool = False,
-                 flat: bool = False):
+    def __init__(self, path: str | os.PathLike | IO[str] | None, fmt: str, label_names: Sequence[str], *,
+                 logits: bool = False, flat: bool = False):
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
         self.fmt, self.label_names, self.logits, self.flat = fmt, tuple(label_names), logits, flat

@@ -69,7 +69,7 @@ def test_poster_attention_against_float64_restatement(poster, photos):
         ref = _attention_reference(poster.fusion["2"], img[2][0], lm[2][0])
     np.testing.assert_allclose(maps[2][0].flatten().numpy(), ref, atol=1e-5)
     mean = combine(maps, "mean")
-    assert mean.shape == (1, 28, 28) and 0 <= float(mean.min()) and float(mean.max()) <= 1
+    assert mean.shape == (1, 28, 28) and float(mean.min()) >= 0 and float(mean.max()) <= 1
 
 
 def _attention_reference(f, img, lm) -> np.ndarray:

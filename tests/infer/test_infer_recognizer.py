@@ -36,7 +36,7 @@ def test_predict_matches_official_pipeline_on_real_faces(which, fer2013_root, re
     files = fer_files(fer2013_root, 2)
     records = make_rec(batch_size=2, poster=which == "poster").predict(files)
     assert [r.input for r in records] == [str(f) for f in files]
-    for path, rec, ref in zip(files, records, reference_probs(model, files)):
+    for rec, ref in zip(records, reference_probs(model, files)):
         assert rec.error is None and len(rec.faces) == 1
         f = rec.faces[0]
         assert f.box == (0.0, 0.0, 48.0, 48.0) and f.score == 1.0 and f.landmarks is None
