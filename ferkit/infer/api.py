@@ -58,6 +58,8 @@ def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str 
         raise ValueError("the ONNX backend runs in fp32 only")
     if backend == "torch" and onnx_path is not None:
         raise ValueError(f"{model} is an ONNX file; use backend='onnx' (or leave backend unset)")
+    if onnx_path is not None and not onnx_path.is_file():
+        raise FileNotFoundError(f"exported model not found: {onnx_path}")
     torch_device = resolve_device(device)  # validates the string before anything expensive happens
     det, det_name = make_detector(detector, weights=detector_weights, device=str(torch_device),
                                   score_threshold=score_threshold, max_side=max_side)
