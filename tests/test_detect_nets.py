@@ -104,6 +104,13 @@ def test_real_retinaface_weights_load_strictly_with_and_without_module_prefix(sh
     sd = torch.load(shared_weights / "retinaface_mobilenet0.25_Final.pth", map_location="cpu", weights_only=True)
     assert len(sd) == len(R.RetinaFace().state_dict()) == 300
     create_detector("retinaface", weights={f"module.{k}": v for k, v in sd.items()})
+    # the optimised (BatchNorm-folded, channels-last) network gives the same raw outputs as the plain one
+    plain = create_detector("retinaface", weights=sd, optimize=False).net
+    fast = create_detector("retinaface", weights=sd).net
+    x = torch.randn(1, 3, 96, 160) * 60
+    with torch.no_grad():
+        for a, b in zip(plain(x), fast(x.contiguous(memory_format=torch.channels_last))):
+            torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
     broken = dict(sd)
     broken.pop("ClassHead.0.conv1x1.bias")
     with pytest.raises(RuntimeError, match="Missing key"):

@@ -214,3 +214,22 @@ def test_bad_options_are_rejected(detectors):
         create_detector("haar", min_neighbours=3)
     with pytest.raises(ValueError, match="score_threshold"):
         create_detector("haar", score_threshold=2.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5, 3), (12, 900, 3), (40, 40, 4)])
+def test_tiny_and_odd_images_give_no_face_without_error(detectors, shape):
+    img = np.full(shape, 90, np.uint8)
+    for name, det in detectors.items():
+        assert det.detect(img) == [], name
+
+
+def test_opencv_is_optional(monkeypatch, shared_weights):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # any `import cv2` now fails
+    with pytest.raises(ImportError, match=r"ferkit\[detect\]"):
+        create_detector("haar")
+    with pytest.raises(ImportError, match=r"ferkit\[detect\]"):
+        create_detector("yunet", weights=shared_weights / "face_detection_yunet_2023mar.onnx")
+    det = create_detector("retinaface", weights=shared_weights / "retinaface_mobilenet0.25_Final.pth")
+    assert det.detect(np.zeros((64, 64, 3), np.uint8)) == []

@@ -27,6 +27,16 @@ def import_cv2() -> Any:
     return cv2
 
 
+_YUNET_MIN_SIDE = 64
+
+
+def _plausible(rows: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Mask of YuNet rows with finite values, a positive size and a box overlapping the image."""
+    finite = np.isfinite(rows).all(axis=1)
+    x, y, bw, bh = (rows[:, i] for i in range(4))
+    return finite & (bw > 0) & (bh > 0) & (x < w) & (y < h) & (x + bw > 0) & (y + bh > 0) & (bw < 4 * max(w, h))
+
+
 class YuNetDetector(FaceDetector):
     """``yunet``: OpenCV's ``FaceDetectorYN`` with the 2023mar ONNX model.
 
@@ -52,11 +62,16 @@ class YuNetDetector(FaceDetector):
     def _detect(self, image: np.ndarray):
         cv2 = import_cv2()
         h, w = image.shape[:2]
-        self._net.setInputSize((w, h))
+        # FaceDetectorYN returns garbage for sides below its largest stride; pad small images (bottom / right)
+        ph, pw = max(h, _YUNET_MIN_SIDE), max(w, _YUNET_MIN_SIDE)
+        if (ph, pw) != (h, w):
+            image = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)))
+        self._net.setInputSize((pw, ph))
         _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if rows is None or len(rows) == 0:
             return empty_result(True)
         rows = rows.astype(np.float64)
+        rows = rows[_plausible(rows, w, h)]
         boxes = np.concatenate([rows[:, :2], rows[:, :2] + rows[:, 2:4]], axis=1)
         # columns 4..13: right eye (of the person = image left), left eye, nose tip, right and left mouth corner
         return boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2)

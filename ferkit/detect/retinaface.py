@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferkit.detect.base import DEFAULT_MAX_SIDE, FaceDetector, empty_result
+from ferkit.models.optimize import fold_batchnorm_
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 
@@ -194,7 +195,8 @@ class RetinaFaceDetector(FaceDetector):
     """``retinaface``: RetinaFace-MobileNet0.25 (biubug6 weights) on CPU or GPU.
 
     Options: ``config`` ("1mb" | "pytorch_retinaface", see module doc), ``nms_threshold`` (0.4), ``pre_nms_top_k``
-    (5000) and ``keep_top_k`` (750) as in the reference test scripts.
+    (5000) and ``keep_top_k`` (750) as in the reference test scripts; ``optimize`` (True) folds BatchNorm into the
+    convolutions and uses the channels-last layout after the strict load (same outputs to float rounding).
     """
 
     name = "retinaface"
@@ -203,7 +205,8 @@ class RetinaFaceDetector(FaceDetector):
 
     def __init__(self, state_dict: dict[str, torch.Tensor], *, device: str = "cpu",
                  score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE, config: str = "1mb",
-                 nms_threshold: float = 0.4, pre_nms_top_k: int = 5000, keep_top_k: int = 750, **options: Any):
+                 nms_threshold: float = 0.4, pre_nms_top_k: int = 5000, keep_top_k: int = 750, optimize: bool = True,
+                 **options: Any):
         if options:
             raise TypeError(f"unknown option(s) for 'retinaface': {sorted(options)}")
         if config not in CONFIGS:
@@ -212,6 +215,10 @@ class RetinaFaceDetector(FaceDetector):
         self.device = torch.device(device)
         self.net = RetinaFace(config).eval()
         self.net.load_state_dict(state_dict, strict=True)
+        self.optimize = optimize
+        if optimize:  # inference-only: BatchNorm folded into the convs, channels-last layout (2-3x faster on CPU)
+            fold_batchnorm_(self.net)
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.net.to(self.device)
         self.nms_threshold, self.pre_nms_top_k, self.keep_top_k = nms_threshold, pre_nms_top_k, keep_top_k
 
@@ -220,6 +227,8 @@ class RetinaFaceDetector(FaceDetector):
         h, w = image.shape[:2]
         x = torch.from_numpy(image[:, :, ::-1].astype(np.float32))  # RGB -> BGR, the training colour order
         x = (x - torch.tensor(BGR_MEAN)).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        if self.optimize:
+            x = x.contiguous(memory_format=torch.channels_last)
         deltas, logits, lm_deltas = self.net(x)
         cfg = self.net.config
         priors = prior_boxes(h, w, cfg).to(self.device)
