@@ -98,6 +98,8 @@ def test_unknown_split_and_name(capsys):
     assert main(["data", "check", "rafdb", ".", "--split", "dev"]) == 2
     assert "valid splits" in capsys.readouterr().err
     assert main(["data", "check", "nope", "."]) == 2
+    assert main(["data", "check", "ferplus", ".", "-o", "rule=majority"]) == 2
+    assert "accepted: label_rule" in capsys.readouterr().err
 
 
 @pytest.mark.data
@@ -121,3 +123,11 @@ def test_real_fer2013_loader(fer2013_root):
     assert x.shape == (3, 64, 64) and ds.label_names[y] == "anger"  # val/anger sorts first
     clean = build_dataset("fer2013", fer2013_root, "val", clean_only=True)
     assert len(clean) == 3589 - 338  # the README: 338 PublicTest images are marked clean = 0
+
+
+def test_check_csv_without_split_column(tmp_path, capsys):
+    synthetic.write_csv_table(tmp_path, {"train": {"fear": 2, "anger": 1}})
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join(line.rsplit(",", 1)[0] for line in table.read_text().splitlines()) + "\n")
+    code, report = run_json(capsys, "check", "csv", str(table), "--workers", "0")
+    assert code == 0 and report["totals"] == {"train": 3} and set(report["absent_splits"]) == {"val", "test"}

@@ -378,3 +378,16 @@ def test_with_label_names_missing_class(tmp_path):
     seven = ds.with_label_names("rafdb", drop_missing=True)
     assert len(seven) == 7 and len(seven.boxes) == 7
     assert_images_match_labels(seven)
+
+
+def test_datasets_pickle_for_spawned_workers(tmp_path):
+    import pickle
+
+    from ferkit.data.transforms import build_transform
+
+    synthetic.write_affectnet(tmp_path / "aff", AFF)
+    synthetic.write_fer2013_csv(tmp_path / "fer" / "fer2013.csv", FER)
+    for ds in (build_dataset("affectnet8", tmp_path / "aff", "val"), build_dataset("fer2013", tmp_path / "fer", "val")):
+        ds.transform = build_transform("mpa_fer", train=True)
+        copy = pickle.loads(pickle.dumps(ds))
+        assert copy.samples == ds.samples and copy[0][0].shape == (3, 224, 224)

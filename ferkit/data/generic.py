@@ -127,9 +127,10 @@ def build_csv(root: Path, split: str, *, on_error: str = "raise", label_names: S
     order = _resolve_order((r.get(lc, "") for _, r in rows), label_names, index_base, f"csv/{split}")
     if filtered and sc in cols:
         rows = [(n, r) for n, r in rows if _row_split(r.get(sc, "")) == split]
-    elif filtered:
-        logger.warning("%s has no %r column: using all %d rows as the %s split", table, split_column, len(rows), split)
     info: dict[str, Any] = {"layout": "csv", "csv": str(table)}
+    if filtered and sc not in cols:
+        logger.warning("%s has no %r column: using all %d rows as the %s split", table, split_column, len(rows), split)
+        info["whole_table"] = True
     samples = _csv_samples(rows, table, order, pc, lc, explicit=label_names is not None, index_base=index_base,
                            on_error=on_error, info=info)
     keep = _layout.drop_missing(samples, where=f"csv/{split}", on_error=on_error, info=info)
