@@ -199,3 +199,32 @@ def test_model_info_counts_prompts_and_per_image_cost(make_model, capsys):
     assert 0 <= extra < txt.get_total_flops() // 2 // 10
     assert main(["info", "mpa_fer_vit_b16", "--set", "clip_arch=tiny", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params_trainable"] == 1664
+
+
+@pytest.mark.parametrize("overrides", [
+    {"ta_pool": "position"}, {"align_dir": "symmetric"}, {"pa_loss": "l1"}, {"logit_scale": 1.0},
+    {"local_feat": "value"}, {"local_sim": "dot"}, {"v_loss": "l1", "v_reduction": "sum"}, {"csc": True},
+    {"vp_first": "before_ln_pre"}, {"class_words": "adjective"}, {"hard_prompt": "h1"}, {"topk": 4},
+    {"soft_suffix": "hard", "text_align": False, "hard_prompt": "h2"},
+])
+def test_design_alternatives_train(make_model, overrides):
+    model = make_model(**overrides)
+    model.set_prototypes(torch.nn.functional.normalize(torch.randn(7, 32), dim=-1))
+    loss, logits, _ = model.training_loss(torch.randn(2, 3, 224, 224), torch.tensor([4, 6]))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad.abs().sum() > 0 for p in model.trainable_parameters())
+    if "soft_suffix" in overrides:
+        assert model.soft_texts()[0] == "X " * 10 + "a photo of a person making a facial expression of surprise."
+    if overrides.get("csc"):
+        assert model.ctx.shape == (7, 10, 64)
+
+
+def test_bad_options_name_the_key(make_model):
+    from ferkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="n_proto"):
+        make_model(n_proto="most")
+    with pytest.raises(ConfigError, match="logit_scale"):
+        make_model(logit_scale="big")
+    with pytest.raises(ConfigError, match="clip_arch"):
+        make_model(clip_arch="ViT-H-14")

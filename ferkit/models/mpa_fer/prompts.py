@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -97,12 +97,4 @@ def soft_prompt(name: str, n_ctx: int, suffix: str = "class", hard: str | None =
     if tail is None:
         raise ValueError("soft_suffix='hard' needs the hard prompt text")
     return "X " * n_ctx + tail
-
-
-def check_fits(texts: Sequence[str], context_length: int = 77) -> list[tuple[str, int]]:
-    """Prompts longer than the context (SOT/EOT included), as (text, token count)."""
-    from ferkit.clip.tokenizer import count_tokens
-
-    return [(t, n) for t in texts if (n := count_tokens(t)) > context_length]
-
 
