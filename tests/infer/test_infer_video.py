@@ -44,6 +44,7 @@ def test_frames_sampling_timestamps_and_agreement_with_images(tmp_path, make_rec
     np.testing.assert_allclose(list(records[1].faces[0].scores.values()), list(still.faces[0].scores.values()),
                                atol=1e-6)
     assert len(list(rec.predict_video(path, max_frames=2))) == 2
+    assert "use predict_video()" in rec.predict(path).error  # a video given to the image API: a clear message
 
 
 def test_streaming_reads_only_a_batch_ahead(tmp_path, make_rec, monkeypatch):
