@@ -1,0 +1,44 @@
+"""``ferkit webcam``: expressions from a camera, one record per processed frame (same code path as videos)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ferkit.cli._infer import add_progress_arg, add_recognizer_args, build_recognizer, want_progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("webcam", help="recognise facial expressions from a camera",
+                       description="Read a camera until interrupted (Ctrl-C) or --max-frames; write one record per "
+                                   "processed frame; optionally an annotated video. Fails clearly without a camera.")
+    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    add_recognizer_args(p)
+    p.add_argument("--every", type=int, default=1, help="process every N-th frame")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many processed frames")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv"], help="record format on stdout/--output")
+    p.add_argument("--output", "-o", default="-", help="records file (default: stdout)")
+    p.add_argument("--save-video", default=None, metavar="PATH", help="annotated video (.mp4 or .avi)")
+    add_progress_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferkit.infer.video import VideoSource
+    from ferkit.infer.writers import RecordWriter
+
+    try:  # check the camera before loading the model, so a missing camera fails fast
+        VideoSource(args.camera).release()
+    except (OSError, ValueError) as e:
+        print(f"ferkit webcam: error: {e}", file=sys.stderr)
+        return 1
+    rec = build_recognizer(args)
+    failed = 0
+    with RecordWriter(args.output, args.format, rec.label_names) as writer:
+        for record in rec.predict_video(args.camera, every=args.every, max_frames=args.max_frames,
+                                        out=args.save_video, progress=want_progress(args)):
+            failed += record.error is not None
+            writer.write(record)
+            if record.error is not None and record.frame == 0:
+                print(f"ferkit webcam: error: {record.error}", file=sys.stderr)
+    return 1 if failed else 0

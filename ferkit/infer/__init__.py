@@ -1,0 +1,16 @@
+"""Inference: faces in, expressions out.
+
+    >>> import ferkit
+    >>> rec = ferkit.load("poster_v2", checkpoint="rafdb.pt", detector="retinaface")
+    >>> record = rec.predict("photo.jpg")           # Record(input, faces=[FaceResult(box, score, label, ...)], error)
+    >>> for rec_ in rec.predict_video("clip.mp4", every=5):
+    ...     print(rec_.frame, rec_.timestamp, [f.label for f in rec_.faces])
+
+See ``docs/inference.md``.
+"""
+
+from ferkit.infer.api import load
+from ferkit.infer.recognizer import Recognizer
+from ferkit.infer.records import FaceResult, Record, columns, to_rows
+
+__all__ = ["load", "Recognizer", "Record", "FaceResult", "to_rows", "columns"]

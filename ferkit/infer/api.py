@@ -1,0 +1,101 @@
+"""``ferkit.load``: one call from a model name (or checkpoint, or ONNX file) to a ready :class:`Recognizer`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ferkit.infer.backends import OnnxBackend, TorchBackend
+from ferkit.infer.detection import make_detector
+from ferkit.infer.device import resolve_device
+from ferkit.infer.preprocess import resolve_crop
+from ferkit.infer.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+
+def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str | os.PathLike | None = None,
+         detector: Any = "retinaface", device: str = "auto", backend: str | None = None, batch_size: int = 8,
+         precision: str = "fp32", crop: Any = "auto", logits: bool = False, channel_order: str = "rgb",
+         detector_weights: Any = None, score_threshold: float | None = None, max_side: int | None = None,
+         trust_checkpoint: bool = False, optimize: bool = True, **model_overrides: Any) -> Recognizer:
+    """Load a facial-expression recognizer.
+
+    Args:
+        model: registered name (``"poster_v2"``, ``"mpa_fer_vit_b16"``), pretrained ``arch.tag``
+            (``"poster_v2.rafdb"``), a ``.onnx`` file exported by ``ferkit export onnx``, or a ferkit model object.
+        checkpoint: ferkit or official checkpoint for a registered name.
+        detector: ``"retinaface"`` | ``"yunet"`` | ``"mtcnn"`` | ``"haar"`` | ``"none"`` (alias ``"skip"``: every
+            image is one pre-cropped face), an object with ``detect(rgb) -> list[Face]``, or a callable returning boxes.
+        device: ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+        backend: ``"torch"`` or ``"onnx"`` (default: ``"onnx"`` for a ``.onnx`` path, else ``"torch"``).
+        batch_size: images read and faces classified per step.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; torch backend; fp16 needs a GPU).
+        crop: ``"auto"`` (preset of the pretrained weights; ``none`` with detector ``none``; else ``square``), a preset
+            name of ``ferkit.detect.CROP_PRESETS`` or ``{"method": ..., "margin": ...}``.
+        logits: add raw logits to every face. channel_order: ``"rgb"`` or ``"bgr"`` for numpy inputs.
+        detector_weights, score_threshold, max_side: passed to :func:`ferkit.detect.create_detector`.
+        trust_checkpoint: allow unpickling a legacy checkpoint (trusted files only).
+        optimize: run the ``for_inference`` copy of the model (BatchNorm folded, channels-last).
+        **model_overrides: model options for ``create_model`` (e.g. ``clip_weights=PATH`` for MPA-FER).
+
+    Example:
+        >>> rec = ferkit.load("poster_v2", checkpoint="poster_v2_rafdb.pt", detector="yunet")
+        >>> rec.predict("photo.jpg").faces[0].label
+        'happiness'
+    """
+    onnx_path = _onnx_path(model)
+    backend = backend or ("onnx" if onnx_path else "torch")
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
+    if backend == "onnx" and onnx_path is None:
+        raise ValueError("backend='onnx' needs the path of a .onnx file exported by `ferkit export onnx`")
+    if backend == "onnx" and precision != "fp32":
+        raise ValueError("the ONNX backend runs in fp32 only")
+    if backend == "torch" and onnx_path is not None:
+        raise ValueError(f"{model} is an ONNX file; use backend='onnx' (or leave backend unset)")
+    if onnx_path is not None and not onnx_path.is_file():
+        raise FileNotFoundError(f"exported model not found: {onnx_path}")
+    torch_device = resolve_device(device)  # validates the string before anything expensive happens
+    det, det_name = make_detector(detector, weights=detector_weights, device=str(torch_device),
+                                  score_threshold=score_threshold, max_side=max_side)
+    if backend == "onnx":
+        clf = OnnxBackend(onnx_path, device=device)
+    else:
+        net = model if isinstance(model, nn.Module) else _create(str(model), checkpoint, trust_checkpoint,
+                                                                 model_overrides)
+        clf = TorchBackend(net, device=torch_device, precision=precision, optimize=optimize)
+    crop_cfg = resolve_crop(crop, detector_name=det_name, pretrained_crop=_pretrained_crop(model))
+    return Recognizer(clf, det, detector_name=det_name, crop=crop_cfg, batch_size=batch_size, logits=logits,
+                      channel_order=channel_order)
+
+
+def _create(name: str, checkpoint: Any, trust: bool, overrides: dict[str, Any]) -> nn.Module:
+    from ferkit.models import create_model
+
+    if checkpoint is None and "." not in name:
+        log.warning("model %r has no trained weights (no checkpoint given): its predictions are meaningless; pass "
+                    "checkpoint=PATH or a pretrained name such as 'poster_v2.rafdb'", name)
+    return create_model(name, checkpoint=checkpoint, trust_checkpoint=trust, **overrides)
+
+
+def _onnx_path(model: Any) -> Path | None:
+    if isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".onnx"):
+        return Path(model)
+    return None
+
+
+def _pretrained_crop(model: Any) -> str | None:
+    """Crop preset of pretrained weights ``arch.tag`` (None for anything else)."""
+    if not isinstance(model, str) or "." not in model or _onnx_path(model):
+        return None
+    from ferkit.hub import get_pretrained_cfg
+
+    try:
+        return get_pretrained_cfg(model).crop
+    except ValueError:
+        return None

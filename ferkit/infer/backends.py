@@ -1,0 +1,108 @@
+"""Classifier backends behind the recognizer: a PyTorch model or an exported ONNX file (onnxruntime).
+
+Both take a batch of normalised face crops (B, 3, S, S) float32 and return float32 logits (B, C) on the CPU, and
+expose ``label_names``, ``data_config`` and ``model_name``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferkit.errors import ConfigError
+from ferkit.infer.device import autocast, resolve_device, resolve_precision
+
+log = logging.getLogger(__name__)
+
+
+class TorchBackend:
+    """A ferkit model in eval mode on ``device``, optionally the ``for_inference`` copy (BN folded, channels-last).
+
+    Args:
+        model: a ferkit model (``label_names``, ``data_config``). device: ``auto``/``cpu``/``cuda[:N]``/``mps``.
+        precision: ``fp32`` | ``bf16`` | ``fp16`` (autocast; fp16 needs a GPU). optimize: use ``for_inference``.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, *, device: str | torch.device = "auto", precision: str = "fp32",
+                 optimize: bool = True):
+        from ferkit.models.optimize import for_inference
+
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision)
+        autocast(self.device, self.dtype)  # validates the combination early
+        self.label_names = tuple(model.label_names)
+        self.data_config = dict(model.data_config)
+        self.model_name = getattr(model, "model_name", type(model).__name__)
+        model = for_inference(model) if optimize else model.eval()
+        self.model = model.to(self.device)
+        if hasattr(self.model, "prepare_inference"):  # MPA-FER: compute the class text features once
+            self.model.prepare_inference()
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) float32 -> (B, C) float32 logits on the CPU."""
+        x = batch.to(self.device, non_blocking=self.device.type == "cuda")
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            out = self.model(x)
+        return out.float().cpu()
+
+
+class OnnxBackend:
+    """An ONNX file exported by ``ferkit export onnx``, run with onnxruntime; metadata from its JSON sidecar.
+
+    Args:
+        path: the ``.onnx`` file (its sidecar ``<path>.json`` must exist next to it).
+        device: ``cpu``, ``cuda[:N]`` (CUDAExecutionProvider when installed) or ``auto``.
+        threads: intra-op threads (default: ``torch.get_num_threads()``).
+    """
+
+    name = "onnx"
+
+    def __init__(self, path: str | os.PathLike, *, device: str | torch.device = "auto", threads: int | None = None):
+        from ferkit.export.sidecar import read_sidecar
+
+        ort = _import_onnxruntime()
+        self.path = Path(path)
+        meta = read_sidecar(self.path)
+        self.label_names = tuple(meta["label_names"])
+        self.data_config = dict(meta["data_config"])
+        self.model_name = meta.get("model", self.path.stem)
+        self.device = resolve_device(device)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        providers = _providers(ort, self.device, strict=str(device) != "auto")
+        self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) float32 -> (B, C) float32 logits."""
+        out = self.session.run(None, {self.input_name: batch.detach().cpu().float().numpy()})[0]
+        return torch.from_numpy(out).float()
+
+
+def _providers(ort: Any, device: torch.device, strict: bool) -> list[Any]:
+    """CUDA provider first for a CUDA device (an error when missing and asked for explicitly), else the CPU."""
+    available = ort.get_available_providers()
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            if not strict:
+                log.info("onnxruntime has no CUDA provider; running the ONNX model on the CPU")
+                return ["CPUExecutionProvider"]
+            raise ConfigError("ONNX on CUDA needs onnxruntime-gpu (CUDAExecutionProvider); installed providers: "
+                              f"{available}")
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise ImportError("the ONNX backend needs onnxruntime: pip install 'ferkit[onnx]'") from e
+    return onnxruntime
