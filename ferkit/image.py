@@ -3,7 +3,7 @@
 :func:`to_rgb_uint8` turns what users actually have into that form:
 
 * grayscale (H, W) or (H, W, 1) -> the gray value repeated in R, G and B;
-* gray + alpha (H, W, 2) and RGBA (H, W, 4) -> alpha dropped (not composited);
+* gray + alpha (H, W, 2) and RGBA (H, W, 4) arrays -> alpha dropped (PIL images: composited on white);
 * ``uint16`` (16-bit PNG/TIFF) -> rounded ``value / 257`` (65535 -> 255);
 * float in [0, 1] -> rounded ``value * 255``; ``bool`` -> 0 / 255;
 * BGR (OpenCV's ``cv2.imread``) with ``channel_order="bgr"``;
@@ -55,16 +55,9 @@ def _is_pil(image: Any) -> bool:
 
 
 def _from_pil(image: Any) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(image, dtype=np.uint16)
-    if image.mode in ("I", "F"):
-        arr = np.asarray(image)
-        if image.mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
-            return arr.astype(np.uint16)
-        return arr
-    if image.mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    return np.asarray(image)
+    from ferkit.data.images import to_rgb  # one decoder for every Pillow mode (alpha composited on white)
+
+    return np.asarray(to_rgb(image))
 
 
 def _channels_last(arr: np.ndarray) -> np.ndarray:
@@ -97,23 +90,18 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3), applying the EXIF orientation. 16-bit files are scaled to 8 bits.
+    """Read an image file as RGB uint8 (H, W, 3): :func:`ferkit.data.images.load_image` (EXIF orientation, alpha
+    composited on white, 16-bit scaled to 8 bits) as an array.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a readable image.
+        ValueError: the file is not a readable image (``ImageReadError``, a ``ValueError``).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from ferkit.data.images import load_image as decode
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
-    return to_rgb_uint8(im)
+    return np.asarray(decode(path))
 
 
 def resize_max_side(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
