@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from tests.test_hub import DATA, SHA, Server, _asset
 
 from ferkit.cli.main import main
 from ferkit.hub import cached_path
+from tests.test_hub import DATA, SHA, Server, _asset
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import FER2013, SHARED_WEIGHTS
 from PIL import Image
+
+from tests.conftest import FER2013, SHARED_WEIGHTS
 
 skimage_data = pytest.importorskip("skimage.data")
 pytest.importorskip("cv2")
