@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
-import os
 import platform
 import sys
 
@@ -26,6 +25,7 @@ def environment() -> dict:
     import torch
 
     import ferkit
+    from ferkit.hub import cache_dir, is_offline
 
     versions = {}
     for name in _PACKAGES:
@@ -43,8 +43,8 @@ def environment() -> dict:
         "mps_available": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
-        "ferkit_home": os.environ.get("FERKIT_HOME", os.path.expanduser("~/.cache/ferkit")),
-        "offline": os.environ.get("FERKIT_OFFLINE", "0") not in ("", "0", "false"),
+        "ferkit_home": str(cache_dir()),
+        "offline": is_offline(),
     }
 
 
