@@ -73,7 +73,7 @@ def _records(rec, args: argparse.Namespace, out: Path | None) -> Iterator:
             continue
         for frame in rec.predict_frames([p for p, _ in group], progress=want_progress(args)):
             if out is not None and frame.rgb is not None:
-                _save_annotated(frame, names.image(dict(group)[frame.record.input], out))
+                _save_annotated(frame, names.image(dict(group)[frame.record.input], out, frame.record.input))
             yield frame.record
 
 
@@ -122,10 +122,14 @@ class _OutputNames:
         self.used.add(str(cand))
         return cand
 
-    def image(self, rel: str, out: Path) -> Path:
+    def image(self, rel: str, out: Path, source: str | None = None) -> Path:
+        """Annotated-image path for input ``source`` (shown as ``rel``); never the input file itself."""
         rel_p = Path(rel)
         suffix = rel_p.suffix.lower() if rel_p.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-        return out / self._unique(rel_p.with_suffix(suffix))
+        rel_p = rel_p.with_suffix(suffix)
+        if source and (out / rel_p).resolve() == Path(source).resolve():
+            rel_p = rel_p.with_name(f"{rel_p.stem}_annotated{suffix}")
+        return out / self._unique(rel_p)
 
     def video(self, path: str, out: Path) -> Path:
         suffix = ".avi" if Path(path).suffix.lower() == ".avi" else ".mp4"

@@ -106,3 +106,14 @@ def test_explain_cli_writes_overlays(capsys, tmp_path, tiny_ckpt, photos):
     assert code == 0 and "astronaut.jpg:" in stdout
     assert Image.open(tmp_path / "exp" / "astronaut_explain.png").size == (512, 512)
     assert Image.open(tmp_path / "exp" / "astronaut_face0.png").size == (3 * 224, 224)
+
+
+def test_predict_out_never_overwrites_an_input(capsys, tmp_path, tiny_ckpt, fer2013_root):
+    src = fer_files(fer2013_root, 1)[0]
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(src.read_bytes())
+    before = photo.read_bytes()
+    code, _, _ = run(capsys, "predict", photo, "--model", TINY, "--checkpoint", tiny_ckpt, "--detector", "none",
+                     "--out", tmp_path)
+    assert code == 0 and photo.read_bytes() == before
+    assert (tmp_path / "face_annotated.jpg").is_file()
