@@ -58,8 +58,9 @@ def load_image(source: str | os.PathLike | bytes | bytearray | memoryview | IO[b
     try:
         with Image.open(fp) as im:
             im.load()  # decode now: truncated or corrupt data fails here, not later in a transform
-            upright = ImageOps.exif_transpose(im)
-            return to_rgb(upright if upright is not None else im, background=background)
+            if _orientation(im) != 1:
+                im = ImageOps.exif_transpose(im)
+            return to_rgb(im, background=background)
     except FileNotFoundError:
         raise ImageReadError(f"image file not found: {name}") from None
     except IsADirectoryError:
@@ -69,6 +70,16 @@ def load_image(source: str | os.PathLike | bytes | bytearray | memoryview | IO[b
         raise ImageReadError(f"not an image (or a format Pillow cannot read): {name}{size}") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"cannot decode image {name}: {e}") from None
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation tag (1 = upright); only parsed when the file carries EXIF data."""
+    if "exif" not in im.info and im.format != "TIFF":
+        return 1
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, SyntaxError, OSError):
+        return 1
 
 
 def _size_hint(source: Any) -> str:
