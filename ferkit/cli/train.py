@@ -46,5 +46,6 @@ def run(args: argparse.Namespace) -> int:
     best = result.best
     if best.get("value") is not None:
         print(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
-    print(f"run folder: {result.out_dir} ({result.epochs_done} epochs{', stopped early' if result.stopped_early else ''})")
+    note = ", stopped early" if result.stopped_early else ""
+    print(f"run folder: {result.out_dir} ({result.epochs_done} epochs{note})")
     return 0

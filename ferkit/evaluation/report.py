@@ -42,6 +42,9 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 64, device: st
     if bar:
         bar.close()
     metrics = score(preds, lmap)
+    if metrics["num_samples"] == 0:
+        raise ValueError(f"nothing to score: none of the {len(dataset)} samples belongs to a class the model has "
+                         f"(model: {list(lmap.model_names)}, data: {list(lmap.data_names)})")
     report = {
         "format": REPORT_FORMAT,
         "model": getattr(model, "model_name", type(model).__name__),

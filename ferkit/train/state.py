@@ -69,6 +69,6 @@ def training_section(ckpt: dict[str, Any], where: str) -> dict[str, Any]:
 
     section = ckpt.get("training")
     if not isinstance(section, dict) or section.get("format") != TRAINING_FORMAT:
-        kind = "a ferkit model checkpoint (best.pt or a saved model)" if ckpt.get("format") else "not a ferkit checkpoint"
+        kind = "a ferkit model checkpoint (best.pt or a saved model)" if ckpt.get("format") else "not from ferkit"
         raise CheckpointError(f"{where} has no training state ({kind}); resume from a run folder or its last.pt")
     return section

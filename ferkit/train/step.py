@@ -35,7 +35,12 @@ class TrainForward(nn.Module):
             loss, logits, parts = hook(images, targets)
             return loss, logits, dict(parts or {})
         logits = self.model(images)
-        return F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing), logits, {}
+        return F.cross_entropy(_full(logits), targets, label_smoothing=self.label_smoothing), logits, {}
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision tensors (losses are computed and scaled in float32), unchanged otherwise."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @dataclass
@@ -98,7 +103,7 @@ class StepRunner:
             with self.forward.no_sync() if ddp and not last else contextlib.nullcontext():
                 with autocast(self.device, self.precision):
                     loss, logits, parts = self.forward(x, y)
-                self.scaler.scale(loss.float() * (len(y) / total)).backward()
+                self.scaler.scale(_full(loss) * (len(y) / total)).backward()
             if record:
                 stats.add(loss, logits, y, parts)
         return stats

@@ -67,11 +67,13 @@ class Trainer:
         self._configure_torch()
         self.micro_batch = self._micro_batch()
         self.train_set, self.val_set = datasets if datasets is not None else self._build_datasets()
+        seed_everything(derive_seed(self.cfg.train.seed, "init"))  # same initial weights for the same seed
         self.model = self._build_model(resume)
         self._prepare_model()
         self._attach_transforms()
         self.optimizer = build_optimizer(self._trainable(), self.cfg.optim)
-        self.sam = SAM(self.optimizer, self.cfg.optim.sam_rho, self.cfg.optim.sam_adaptive) if self.cfg.optim.sam else None
+        o = self.cfg.optim
+        self.sam = SAM(self.optimizer, o.sam_rho, o.sam_adaptive) if o.sam else None
         self.schedule = LRSchedule(self.cfg.schedule, self.cfg.optim.lr, self.cfg.train.epochs)
         self.runner = StepRunner(self._wrap(), self.optimizer, device=self.dist.device,
                                  precision=self.cfg.train.precision, sam=self.sam, grad_clip=self.cfg.optim.grad_clip,
@@ -274,8 +276,8 @@ class Trainer:
             progress.update(i + 1, total.loss_sum / max(total.count, 1), total.correct / max(total.count, 1),
                             total.count * self.dist.world_size)
             if self.global_step % cfg.output.log_every == 0:
-                self.tb.scalars({"loss": stats.loss_sum / max(stats.count, 1), "lr": self.optimizer.param_groups[0]["lr"]},
-                                self.global_step, prefix="step/")
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.tb.scalars({"loss": stats.loss_sum / max(stats.count, 1), "lr": lr}, self.global_step, "step/")
         progress.close()
         return self._train_metrics(total, time.perf_counter() - start)
 
