@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tsne", action="store_true", help="also plot a t-SNE of the features before the head")
     p.add_argument("--tsne-max", type=int, default=2000, help="at most this many points in the t-SNE (stratified)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_PY",
+                   help="import a module or .py file first (registers a custom model or data set), repeatable")
     p.set_defaults(func=run)
 
 
@@ -69,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from ferkit.data.transforms import build_transform
     from ferkit.evaluation import evaluate, per_class_table, write_report
     from ferkit.train.distributed import resolve_device
+    from ferkit.train.plugins import import_plugins
 
+    import_plugins(args.plugins)
     dataset = build_dataset(args.data, args.root, args.split, **parse_overrides(args.data_options))
     model = _load_model(args)
     device = resolve_device(args.device)

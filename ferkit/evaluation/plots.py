@@ -61,6 +61,8 @@ def plot_confusion(cm: Sequence[Sequence[int]], label_names: Sequence[str], path
 def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, *, title: str = "") -> Path:
     """Loss and accuracy per epoch, train and validation, side by side (as in the POSTER++ appendix figures)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy (%)")):
@@ -70,6 +72,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
             if pts:
                 ax.plot(*zip(*pts), style, markersize=3, label=split)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -139,7 +139,7 @@ def _test_report(trainer: Trainer, out: Path) -> dict[str, Any]:
     ds = build_dataset(cfg.data.name, cfg.data.root, cfg.eval.test_split, **cfg.data.options)
     ds.transform = build_transform(model.data_config, False, dataset=cfg.data.name, **cfg.data.eval_transform)
     report, _ = evaluate(model, ds, batch_size=cfg.eval.batch_size or trainer.micro_batch, device=trainer.dist.device,
-                         num_workers=cfg.data.num_workers, precision=cfg.train.precision)
+                         num_workers=cfg.data.num_workers, precision=trainer.precision)
     report["checkpoint"] = str(weights)
     write_report(report, out)
     log.info("test %s: accuracy %.2f%%, mean class accuracy %.2f%%", cfg.eval.test_split, 100 * report["accuracy"],

@@ -127,7 +127,8 @@ class TrainSection:
         epochs: number of epochs.
         batch_size: images per optimiser step, summed over processes and accumulation steps (the papers' batch).
         accum_steps: gradient accumulation; micro-batch = batch_size / (world_size * accum_steps).
-        precision: ``fp32``, ``bf16`` (autocast; CPU and CUDA) or ``fp16`` (autocast + loss scaling; CUDA).
+        precision: ``fp32``, ``bf16`` (autocast; CPU and CUDA), ``fp16`` (autocast + loss scaling; CUDA) or
+            ``auto`` (bf16 on a CUDA device that supports it, else fp32 — bf16 is slower than fp32 on most CPUs).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: ``torch.set_num_threads`` per process (``null``: PyTorch's default).
         seed: base seed; every epoch reseeds from (seed, epoch, rank). ``null`` draws one and records it.
@@ -143,7 +144,7 @@ class TrainSection:
     epochs: int = 200
     batch_size: int = 144
     accum_steps: int = 1
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     device: str = "auto"
     threads: int | None = None
     seed: int | None = 0

@@ -49,6 +49,13 @@ class TrainResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on CUDA devices with bf16 support, else ``fp32``; other values pass through."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
 class Trainer:
     """Owns the model, data, optimiser and run state of one training run (one process of it under ``torchrun``).
 
@@ -65,6 +72,7 @@ class Trainer:
         self.dist = distributed.setup(cfg.train.device)
         self.cfg = self._resolve_seed(cfg)
         self._configure_torch()
+        self.precision = resolve_precision(self.cfg.train.precision, self.dist.device)
         self.micro_batch = self._micro_batch()
         self.train_set, self.val_set = datasets if datasets is not None else self._build_datasets()
         seed_everything(derive_seed(self.cfg.train.seed, "init"))  # same initial weights for the same seed
@@ -76,7 +84,7 @@ class Trainer:
         self.sam = SAM(self.optimizer, o.sam_rho, o.sam_adaptive) if o.sam else None
         self.schedule = LRSchedule(self.cfg.schedule, self.cfg.optim.lr, self.cfg.train.epochs)
         self.runner = StepRunner(self._wrap(), self.optimizer, device=self.dist.device,
-                                 precision=self.cfg.train.precision, sam=self.sam, grad_clip=self.cfg.optim.grad_clip,
+                                 precision=self.precision, sam=self.sam, grad_clip=self.cfg.optim.grad_clip,
                                  channels_last=self.cfg.model.channels_last)
         self.epoch, self.global_step, self.history, self.stopped_early = 0, 0, [], False
         self.best: dict[str, Any] = {"metric": self.cfg.train.monitor, "value": None, "epoch": None}
@@ -309,7 +317,7 @@ class Trainer:
         loader = DataLoader(self.val_set, batch_size=bs, num_workers=self.cfg.data.num_workers,
                             sampler=ShardSampler(len(self.val_set), self.dist.world_size, self.dist.rank))
         p = predict(self.model, loader, self.dist.device, label_map(names, self.val_set.label_names),
-                    precision=self.cfg.train.precision, channels_last=self.cfg.model.channels_last)
+                    precision=self.precision, channels_last=self.cfg.model.channels_last)
         cm = confusion_matrix(p.targets[p.targets >= 0], p.preds[p.targets >= 0], len(names)).double()
         packed = distributed.all_reduce_sum(torch.cat([cm.flatten(), torch.tensor([p.loss_sum], dtype=torch.float64)])
                                             .to(self.dist.device)).cpu()
