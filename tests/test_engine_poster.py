@@ -21,7 +21,8 @@ from _engine_helpers import make_folder_dataset  # noqa: E402
 def test_poster_v2_short_run_resume_and_eval(tmp_path):
     root = make_folder_dataset(tmp_path / "data", n_train=2, n_val=1, size=24)
     over = {"name": "poster_smoke", "data.name": "folder", "data.root": str(root), "data.val_split": "val",
-            "data.num_workers": 0, "data.train_transform": {"input_size": 112}, "data.eval_transform": {"input_size": 112},
+            "data.num_workers": 0, "data.train_transform": {"input_size": 112},
+            "data.eval_transform": {"input_size": 112},
             "data.max_val_samples": 2, "model.options": {"landmark_bn_mode": "train"}, "model.channels_last": True,
             "optim.sam": True, "optim.lr": 3.5e-5, "schedule.name": "exponential", "train.batch_size": 2,
             "train.epochs": 1, "train.max_steps_per_epoch": 1, "train.device": "cpu",

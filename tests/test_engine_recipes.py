@@ -1,4 +1,4 @@
-"""The recipe files in configs/ parse, validate and hold the papers' / official code's values (reference docs §7, §10)."""
+"""The recipe files in configs/ parse, validate and hold the papers' / official code's values (reference docs)."""
 
 from __future__ import annotations
 
