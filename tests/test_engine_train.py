@@ -131,10 +131,16 @@ def test_training_loss_hook_parts_logged_and_early_stopping(data_root, tmp_path)
 def test_balanced_sampler_bf16_accumulation_channels_last(data_root, tmp_path):
     over = tiny_overrides(data_root, tmp_path / "bf16", **{
         "data.sampler": "balanced", "train.precision": "bf16", "train.accum_steps": 2, "train.epochs": 1,
-        "model.channels_last": True, "data.max_train_samples": 20, "data.max_val_samples": 8})
+        "model.channels_last": True, "data.max_train_samples": 20, "data.max_val_samples": 8,
+        "eval.test_split": "val", "output.tensorboard": True})
     result = train(load_config(overrides=over))
     h = result.history[0]
     assert np.isfinite(h["train_loss"]) and 0 <= h["val_accuracy"] <= 1
+    summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    test = json.loads((tmp_path / "bf16" / "test" / "report.json").read_text())
+    assert summary["test"]["num_samples"] == test["num_samples"] == 24  # the whole split, not the 8-image subset
+    assert summary["test"]["accuracy"] == test["accuracy"]
+    assert list((tmp_path / "bf16" / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_eval_cli_report_and_plots(finished_run, data_root, tmp_path, capsys):

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="build_dataset option, repeatable (e.g. --data-option label_rule=majority)")
     p.add_argument("--transform", dest="transform", action="append", metavar="KEY=VALUE", default=[],
                    help="eval transform override, repeatable (e.g. --transform input_size=112)")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="unreadable image: stop (default) or skip it (logged; replaced by the next readable one)")
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint, eval_<data>_<split>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
@@ -74,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from ferkit.train.plugins import import_plugins
 
     import_plugins(args.plugins)
-    dataset = build_dataset(args.data, args.root, args.split, **parse_overrides(args.data_options))
+    dataset = build_dataset(args.data, args.root, args.split, on_error=args.on_error,
+                            **parse_overrides(args.data_options))
     model = _load_model(args)
     device = resolve_device(args.device)
     dataset.transform = build_transform(model.data_config, False, dataset=args.data, **parse_overrides(args.transform))

@@ -49,6 +49,8 @@ class DataSection:
         name, root: ``ferkit.data.build_dataset`` name and root folder.
         train_split, val_split: split names; ``val_split: null`` trains without validation (no best model).
         options: extra ``build_dataset`` options (e.g. ``label_rule`` for FERPlus, ``clean_only`` for FER2013).
+        on_error: an unreadable image is ``skip``-ped (logged, replaced by the next readable sample with its own
+            label) or ``raise``-s. Skipping keeps a long run alive; ``ferkit data check`` lists bad files upfront.
         train_transform, eval_transform: ``build_transform`` overrides (e.g. ``erasing_p``, ``input_size``).
         sampler: ``shuffle`` (uniform permutation per epoch) or ``balanced`` (class-balanced, with replacement).
         max_train_samples, max_val_samples: keep a class-stratified random subset of this size (small runs).
@@ -62,6 +64,7 @@ class DataSection:
     train_split: str = "train"
     val_split: str | None = "test"
     options: dict[str, Any] = field(default_factory=dict)
+    on_error: Literal["skip", "raise"] = "skip"
     train_transform: dict[str, Any] = field(default_factory=dict)
     eval_transform: dict[str, Any] = field(default_factory=dict)
     sampler: Literal["shuffle", "balanced"] = "shuffle"

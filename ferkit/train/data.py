@@ -85,7 +85,7 @@ def build_split(cfg: DataSection, split: str, limit: int | None) -> Any:
     if not cfg.root:
         raise ConfigError(f"config key 'data.root' is empty; set it to the {cfg.name} folder "
                           f"(--set data.root=PATH; `ferkit data list` shows the expected layouts)")
-    ds = build_dataset(cfg.name, cfg.root, split, **cfg.options)
+    ds = build_dataset(cfg.name, cfg.root, split, on_error=cfg.on_error, **cfg.options)
     if limit is not None and limit < len(ds):
         ds = SubsetView(ds, stratified_indices(ds.targets, limit, cfg.subset_seed))
         log.info("%s/%s: stratified subset of %d samples %s", cfg.name, split, len(ds), ds.class_counts())
