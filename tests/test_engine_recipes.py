@@ -70,6 +70,7 @@ def test_cpu_demo_config_is_small():
     cfg = load_config(CONFIGS / "poster_v2_fer2013_cpu.yaml")
     assert cfg.model.name == "poster_v2" and cfg.data.name == "fer2013" and cfg.train.device == "cpu"
     assert cfg.data.max_train_samples <= 5000 and cfg.train.precision == "fp32"
+    assert cfg.train.epochs * cfg.train.max_steps_per_epoch * cfg.train.batch_size <= 2500  # ~20 min at 2.3 img/s
 
 
 def test_unknown_key_in_recipe_names_it(tmp_path):

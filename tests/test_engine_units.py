@@ -149,3 +149,14 @@ def test_stratified_subset_keeps_class_shares():
     assert counts.tolist() == [70, 20, 10]
     assert stratified_indices(targets, 100, seed=3) == idx != stratified_indices(targets, 100, seed=4)
     assert np.bincount([targets[i] for i in stratified_indices(targets, 5, 0)]).min() >= 1  # every class kept
+
+
+def test_balanced_subset_equal_per_class_where_possible():
+    from ferkit.train.data import balanced_indices
+
+    targets = [0] * 700 + [1] * 200 + [2] * 10
+    idx = balanced_indices(targets, 90, seed=0)
+    assert np.bincount([targets[i] for i in idx]).tolist() == [40, 40, 10]  # class 2 has only 10
+    idx = balanced_indices(targets, 60, seed=0)
+    assert np.bincount([targets[i] for i in idx]).tolist() == [25, 25, 10]  # class 2's shortfall is shared
+    assert len(set(idx)) == 60

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from ferkit.checkpoint import atomic_write_bytes
 from ferkit.evaluation.runner import label_map, predict, score
@@ -34,14 +34,21 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 64, device: st
     """
     device = torch.device(device)
     lmap = label_map(model.label_names, dataset.label_names)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    targets = list(dataset.targets)
+    known = [i for i, t in enumerate(targets) if lmap.index[t] is not None]
+    scored = dataset if len(known) == len(targets) else Subset(dataset, known)  # never run unscorable images
+    loader = DataLoader(scored, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
-    bar = _bar(len(dataset), progress)
+    bar = _bar(len(scored), progress)
     preds = predict(model.to(device), loader, device, lmap, precision=precision, features=features,
                     channels_last=channels_last, progress=bar.update if bar else None)
     if bar:
         bar.close()
     metrics = score(preds, lmap)
+    if len(known) < len(targets):
+        unknown = [lmap.data_names[t] for t in targets if lmap.index[t] is None]
+        metrics["excluded"] = {"samples": len(unknown), "classes": sorted(set(unknown), key=unknown.index),
+                               "reason": "classes the model does not have; not scored"}
     if metrics["num_samples"] == 0:
         raise ValueError(f"nothing to score: none of the {len(dataset)} samples belongs to a class the model has "
                          f"(model: {list(lmap.model_names)}, data: {list(lmap.data_names)})")
@@ -58,7 +65,7 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 64, device: st
         "preprocessing": repr(getattr(dataset, "transform", None)),
         "device": str(device), "precision": precision,
         "seconds": round(preds.seconds, 3),
-        "images_per_second": round(len(dataset) / preds.seconds, 2) if preds.seconds > 0 else None,
+        "images_per_second": round(len(scored) / preds.seconds, 2) if preds.seconds > 0 else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     feats = preds.features.numpy() if preds.features is not None else None

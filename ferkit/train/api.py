@@ -128,16 +128,15 @@ def finish(trainer: Trainer, result: TrainResult) -> None:
 
 
 def _test_report(trainer: Trainer, out: Path) -> dict[str, Any]:
-    from ferkit.data import build_dataset
     from ferkit.data.transforms import build_transform
     from ferkit.evaluation import evaluate, write_report
     from ferkit.models import create_model
+    from ferkit.train.data import build_split
 
     cfg = trainer.cfg
     weights = trainer.out / ("best.pt" if (trainer.out / "best.pt").exists() else "last.pt")
     model = create_model(cfg.model.name, checkpoint=str(weights), **cfg.model.options)
-    ds = build_dataset(cfg.data.name, cfg.data.root, cfg.eval.test_split, on_error=cfg.data.on_error,
-                       **cfg.data.options)
+    ds = trainer.test_set if trainer.test_set is not None else build_split(cfg.data, cfg.eval.test_split, None)
     ds.transform = build_transform(model.data_config, False, dataset=cfg.data.name, **cfg.data.eval_transform)
     report, _ = evaluate(model, ds, batch_size=cfg.eval.batch_size or trainer.micro_batch, device=trainer.dist.device,
                          num_workers=cfg.data.num_workers, precision=trainer.precision)

@@ -53,7 +53,9 @@ class DataSection:
             label) or ``raise``-s. Skipping keeps a long run alive; ``ferkit data check`` lists bad files upfront.
         train_transform, eval_transform: ``build_transform`` overrides (e.g. ``erasing_p``, ``input_size``).
         sampler: ``shuffle`` (uniform permutation per epoch) or ``balanced`` (class-balanced, with replacement).
-        max_train_samples, max_val_samples: keep a class-stratified random subset of this size (small runs).
+        classes: train on these classes only, in this order (samples of other classes are dropped); ``null``: all.
+        max_train_samples, max_val_samples: keep a random subset of this size (small runs), class-stratified
+            (each class keeps its share) or, with ``balanced_subset``, the same count per class where available.
         subset_seed: seed of that subset (fixed across epochs and resumes).
         num_workers: DataLoader worker processes per training process.
         drop_last: drop the last incomplete batch of an epoch.
@@ -68,8 +70,10 @@ class DataSection:
     train_transform: dict[str, Any] = field(default_factory=dict)
     eval_transform: dict[str, Any] = field(default_factory=dict)
     sampler: Literal["shuffle", "balanced"] = "shuffle"
+    classes: list[str] | None = None
     max_train_samples: int | None = None
     max_val_samples: int | None = None
+    balanced_subset: bool = False
     subset_seed: int = 0
     num_workers: int = 4
     drop_last: bool = False

@@ -78,17 +78,41 @@ def stratified_indices(targets: Sequence[int], n: int, seed: int) -> list[int]:
     return sorted(chosen)
 
 
+def balanced_indices(targets: Sequence[int], n: int, seed: int) -> list[int]:
+    """About ``n / classes`` random indices per class (all of a smaller class; the rest fills up the others); sorted."""
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    g = torch.Generator().manual_seed(seed)
+    pools = {c: [ix[j] for j in torch.randperm(len(ix), generator=g).tolist()] for c, ix in sorted(by_class.items())}
+    take = dict.fromkeys(pools, 0)
+    left = min(n, len(targets))
+    while left > 0:
+        open_classes = [c for c in pools if take[c] < len(pools[c])]
+        share = max(left // len(open_classes), 1)
+        for c in open_classes:
+            extra = min(share, len(pools[c]) - take[c], left)
+            take[c] += extra
+            left -= extra
+    return sorted(i for c, ix in pools.items() for i in ix[: take[c]])
+
+
 def build_split(cfg: DataSection, split: str, limit: int | None) -> Any:
-    """``build_dataset(cfg.name, cfg.root, split, **cfg.options)``, optionally cut to a stratified subset."""
+    """``build_dataset(cfg.name, cfg.root, split, **cfg.options)``, restricted to ``cfg.classes`` and optionally cut
+    to a stratified (or class-balanced) subset."""
     from ferkit.data import build_dataset
 
     if not cfg.root:
         raise ConfigError(f"config key 'data.root' is empty; set it to the {cfg.name} folder "
                           f"(--set data.root=PATH; `ferkit data list` shows the expected layouts)")
     ds = build_dataset(cfg.name, cfg.root, split, on_error=cfg.on_error, **cfg.options)
+    if cfg.classes:
+        ds = ds.with_label_names(cfg.classes, drop_missing=True)
     if limit is not None and limit < len(ds):
-        ds = SubsetView(ds, stratified_indices(ds.targets, limit, cfg.subset_seed))
-        log.info("%s/%s: stratified subset of %d samples %s", cfg.name, split, len(ds), ds.class_counts())
+        pick = balanced_indices if cfg.balanced_subset else stratified_indices
+        ds = SubsetView(ds, pick(ds.targets, limit, cfg.subset_seed))
+        log.info("%s/%s: %s subset of %d samples %s", cfg.name, split,
+                 "class-balanced" if cfg.balanced_subset else "stratified", len(ds), ds.class_counts())
     return ds
 
 

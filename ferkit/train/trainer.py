@@ -74,6 +74,7 @@ class Trainer:
         self._configure_torch()
         self.precision = resolve_precision(self.cfg.train.precision, self.dist.device)
         self.micro_batch = self._micro_batch()
+        self.test_set = None
         self.train_set, self.val_set = datasets if datasets is not None else self._build_datasets()
         seed_everything(derive_seed(self.cfg.train.seed, "init"))  # same initial weights for the same seed
         self.model = self._build_model(resume)
@@ -129,6 +130,8 @@ class Trainer:
         val = build_split(d, d.val_split, d.max_val_samples) if d.val_split else None
         if val is not None and tuple(val.label_names) != tuple(train.label_names):
             val = val.with_label_names(train.label_names, drop_missing=True)
+        # built now so that a wrong test split fails before training, not after it
+        self.test_set = build_split(d, self.cfg.eval.test_split, None) if self.cfg.eval.test_split else None
         if self.dist.is_main:
             log.info("train: %s/%s, %d images %s", d.name, d.train_split, len(train), train.class_counts())
             if val is not None:
