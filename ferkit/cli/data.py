@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections import Counter
 from typing import Any
 
 from ferkit.cli._common import parse_overrides, print_json
@@ -92,9 +94,17 @@ def format_report(r: dict[str, Any]) -> list[str]:
                    f"files; {r['duplicate_label_conflicts']} groups with conflicting labels, "
                    f"{r['duplicate_cross_split']} spanning splits")
         for d in r["duplicates"][:5]:
-            out.append("  " + ", ".join(f"{f} [{s}:{lab}]" for f, s, lab in zip(d["files"], d["splits"], d["labels"])))
+            out.append("  " + _duplicate_line(d, r["root"]))
     out.append("OK" if r["ok"] else "PROBLEMS FOUND")
     return out
+
+
+def _duplicate_line(d: dict[str, list[str]], root: str) -> str:
+    counts = Counter(d["labels"])
+    labels = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in counts.most_common())
+    files = [os.path.relpath(f, root) if os.path.isabs(f) else f for f in d["files"]]
+    more = f", ... (+{len(files) - 3})" if len(files) > 3 else ""
+    return f"{len(files)} files [{labels}] in {'+'.join(sorted(set(d['splits'])))}: {', '.join(files[:3])}{more}"
 
 
 def _listed(title: str, count: int, items: list[str]) -> list[str]:

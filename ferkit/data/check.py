@@ -60,6 +60,7 @@ def check_dataset(name: str, root: str | Path, *, split: str | None = None, deco
     """
     spec = get_spec(name)
     splits = [spec.resolve_split(split)] if split else list(spec.splits)
+    spec.check_options(options)
     report: dict[str, Any] = {"name": spec.name, "root": str(root), "ok": True, "splits": {}, "totals": {},
                               "absent_splits": {}, "dropped": {}, "missing": [], "unreadable": [], "problems": [],
                               "ignored_files": 0}
@@ -67,6 +68,9 @@ def check_dataset(name: str, root: str | Path, *, split: str | None = None, deco
         report["official_sizes"] = dict(spec.official_sizes)
     built: dict[str, FerDataset] = {}
     for s in splits:
+        if any(ds.info.get("whole_table") for ds in built.values()):
+            report["absent_splits"][s] = "the table has no split column; all its rows are reported once"
+            continue
         try:
             built[s] = build_dataset(spec.name, root, s, on_error="skip", **options)
         except DatasetError as e:

@@ -207,7 +207,7 @@ def _log_counts(ds: FerDataset) -> None:
 
 
 register_dataset(DatasetSpec(
-    name=NAME, builder=build_ferplus, splits=("train", "val", "test"), layout=LAYOUT,
+    name=NAME, builder=build_ferplus, splits=("train", "val", "test"), layout=LAYOUT, optional_splits=("val", "test"),
     description="FERPlus: fer2013.csv + fer2013new.csv votes (or FER2013Train/...); label_rule argmax | majority",
     official_sizes={"argmax": {"train": 28389, "val": 3553, "test": 3546},
                     "majority": {"train": 25060, "val": 3199, "test": 3153}}))

@@ -55,12 +55,15 @@ def _resolve_order(values: Iterable[str], label_names: Sequence[str] | str | Non
         raise DatasetError(f"{where}: index_base must be 0 or 1, got {index_base!r}")
     if label_names is not None:
         return _labels.order(label_names)
-    names = set()
+    names, integers = set(), 0
     for v in values:
         try:
             names.add(_label_to_name(v, None, index_base))
         except ValueError:
-            continue  # reported per folder/row by the scan
+            integers += str(v).strip().lstrip("-").isdigit()  # other bad values are reported per folder/row
+    if integers:
+        raise DatasetError(f"{where}: integer labels need label_names= (the order they index) and index_base= "
+                           "(0 or 1); ferkit does not guess which data set's order they follow")
     if not names:
         raise DatasetError(f"{where}: found no class names; expected one of {', '.join(_labels.CANONICAL)} "
                            "(or integer labels with label_names= and index_base=)")
@@ -124,9 +127,10 @@ def build_csv(root: Path, split: str, *, on_error: str = "raise", label_names: S
     order = _resolve_order((r.get(lc, "") for _, r in rows), label_names, index_base, f"csv/{split}")
     if filtered and sc in cols:
         rows = [(n, r) for n, r in rows if _row_split(r.get(sc, "")) == split]
-    elif filtered:
-        logger.warning("%s has no %r column: using all %d rows as the %s split", table, split_column, len(rows), split)
     info: dict[str, Any] = {"layout": "csv", "csv": str(table)}
+    if filtered and sc not in cols:
+        logger.warning("%s has no %r column: using all %d rows as the %s split", table, split_column, len(rows), split)
+        info["whole_table"] = True
     samples = _csv_samples(rows, table, order, pc, lc, explicit=label_names is not None, index_base=index_base,
                            on_error=on_error, info=info)
     keep = _layout.drop_missing(samples, where=f"csv/{split}", on_error=on_error, info=info)

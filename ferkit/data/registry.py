@@ -54,6 +54,13 @@ class DatasetSpec:
         params = inspect.signature(self.builder).parameters.values()
         return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "on_error")
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ``DatasetError`` naming the accepted options if ``options`` has a key the builder does not take."""
+        unknown = sorted(set(options) - set(self.options) - {"label_names"})
+        if unknown:
+            raise DatasetError(f"{self.name}: unknown option(s) {unknown}; accepted: "
+                               f"{', '.join(self.options + ('label_names',))}")
+
     def resolve_split(self, split: str) -> str:
         """Native split for ``split`` (synonyms and aliases applied); raises naming the valid splits."""
         key = SPLIT_SYNONYMS.get(str(split).strip().lower(), str(split).strip().lower())
@@ -111,10 +118,7 @@ def build_dataset(name: str, root: str | Path, split: str, *, transform: Callabl
     spec = get_spec(name)
     resolved = spec.resolve_split(split)
     check_on_error(on_error)
-    unknown = sorted(set(options) - set(spec.options) - {"label_names"})
-    if unknown:
-        raise DatasetError(f"{spec.name}: unknown option(s) {unknown}; accepted: "
-                           f"{', '.join(spec.options + ('label_names',)) }")
+    spec.check_options(options)
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{spec.name}: root {root} does not exist\nexpected layout:\n{spec.layout.rstrip()}")
