@@ -106,9 +106,11 @@ def test_resume_with_changed_config_names_differences(finished_run, tmp_path):
 
 
 def test_resume_allow_changes_extends_training(data_root, tmp_path):
-    cfg = load_config(overrides=tiny_overrides(data_root, tmp_path / "r", **{"train.epochs": 1}))
+    cfg = load_config(overrides=tiny_overrides(data_root, tmp_path / "r", **{"train.epochs": 1,
+                                                                            "output.progress": "bar"}))
     train(cfg)
-    result = train(resume=tmp_path / "r", overrides={"train.epochs": 2}, allow_changes=True)
+    result = train(resume=tmp_path / "r", overrides={"train.epochs": 2, "output.progress": "log",
+                                                     "output.log_every": 2}, allow_changes=True)
     assert result.epochs_done == 2 and [h["epoch"] for h in result.history] == [1, 2]
 
 
@@ -206,3 +208,16 @@ def test_missing_data_path_names_layout(tmp_path, capsys):
     assert cli(["train", str(cfg), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "ROOT/train/<class>" in err
+
+
+@pytest.mark.data
+def test_tiny_model_on_real_fer2013_subset(fer2013_root, tmp_path):
+    """The engine on real FER2013 JPEGs (48x48 grey -> RGB): stratified subsets, a full epoch, sane numbers."""
+    over = tiny_overrides(fer2013_root, tmp_path / "fer", **{
+        "data.name": "fer2013", "data.max_train_samples": 140, "data.max_val_samples": 70, "train.epochs": 1,
+        "train.batch_size": 35, "model.options": {"input_size": 32}})
+    result = train(load_config(overrides=over))
+    h = result.history[0]
+    assert 0.0 <= h["val_accuracy"] <= 1.0 and np.isfinite(h["val_loss"])
+    last = read_checkpoint(tmp_path / "fer" / "last.pt")
+    assert last["label_names"] == ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
