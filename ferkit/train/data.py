@@ -1,0 +1,147 @@
+"""Data for the training loop: data sets from the config, stratified subsets, samplers and loaders.
+
+Every source of randomness is a function of (seed, epoch): the shuffle / class-balanced order, the DataLoader worker
+seeds (through a seeded generator), so an epoch replays identically after a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from ferkit.errors import ConfigError
+from ferkit.train.config import DataSection
+
+log = logging.getLogger(__name__)
+
+
+class SubsetView(Dataset):
+    """A subset of a ferkit data set that keeps ``label_names``, ``targets``, ``samples`` and ``class_counts()``."""
+
+    def __init__(self, base: Any, indices: Sequence[int]):
+        self.base, self.indices = base, list(indices)
+        self.label_names = base.label_names
+        self.targets = [base.targets[i] for i in self.indices]
+        self.samples = [base.samples[i] for i in self.indices]
+        self.name, self.split = getattr(base, "name", "?"), getattr(base, "split", "?")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.base[self.indices[i]]
+
+    @property
+    def transform(self):
+        return self.base.transform
+
+    @transform.setter
+    def transform(self, value) -> None:
+        self.base.transform = value
+
+    def class_counts(self) -> dict[str, int]:
+        counts = [0] * len(self.label_names)
+        for t in self.targets:
+            counts[t] += 1
+        return dict(zip(self.label_names, counts))
+
+
+def stratified_indices(targets: Sequence[int], n: int, seed: int) -> list[int]:
+    """``n`` indices drawn without replacement, each class keeping (to rounding) its share; sorted.
+
+    Classes get ``floor(n * share)`` samples, the remainder goes to the largest fractional parts (every class with
+    samples keeps at least one when ``n`` >= the number of classes).
+    """
+    if n >= len(targets):
+        return list(range(len(targets)))
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    total = len(targets)
+    quota = {c: n * len(ix) / total for c, ix in by_class.items()}
+    take = {c: max(int(q), 1 if n >= len(by_class) else 0) for c, q in quota.items()}
+    for c in sorted(by_class, key=lambda c: quota[c] - int(quota[c]), reverse=True):
+        if sum(take.values()) >= n:
+            break
+        take[c] += 1
+    while sum(take.values()) > n:  # the minimum of one per class overshot: trim the largest classes
+        take[max(take, key=take.get)] -= 1
+    g = torch.Generator().manual_seed(seed)
+    chosen: list[int] = []
+    for c, ix in sorted(by_class.items()):
+        perm = torch.randperm(len(ix), generator=g)[: take[c]].tolist()
+        chosen += [ix[j] for j in perm]
+    return sorted(chosen)
+
+
+def balanced_indices(targets: Sequence[int], n: int, seed: int) -> list[int]:
+    """About ``n / classes`` random indices per class (all of a smaller class; the rest fills up the others); sorted."""
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(int(t), []).append(i)
+    g = torch.Generator().manual_seed(seed)
+    pools = {c: [ix[j] for j in torch.randperm(len(ix), generator=g).tolist()] for c, ix in sorted(by_class.items())}
+    take = dict.fromkeys(pools, 0)
+    left = min(n, len(targets))
+    while left > 0:
+        open_classes = [c for c in pools if take[c] < len(pools[c])]
+        share = max(left // len(open_classes), 1)
+        for c in open_classes:
+            extra = min(share, len(pools[c]) - take[c], left)
+            take[c] += extra
+            left -= extra
+    return sorted(i for c, ix in pools.items() for i in ix[: take[c]])
+
+
+def build_split(cfg: DataSection, split: str, limit: int | None) -> Any:
+    """``build_dataset(cfg.name, cfg.root, split, **cfg.options)``, restricted to ``cfg.classes`` and optionally cut
+    to a stratified (or class-balanced) subset."""
+    from ferkit.data import build_dataset
+
+    if not cfg.root:
+        raise ConfigError(f"config key 'data.root' is empty; set it to the {cfg.name} folder "
+                          f"(--set data.root=PATH; `ferkit data list` shows the expected layouts)")
+    ds = build_dataset(cfg.name, cfg.root, split, on_error=cfg.on_error, **cfg.options)
+    if cfg.classes:
+        ds = ds.with_label_names(cfg.classes, drop_missing=True)
+    if limit is not None and limit < len(ds):
+        pick = balanced_indices if cfg.balanced_subset else stratified_indices
+        ds = SubsetView(ds, pick(ds.targets, limit, cfg.subset_seed))
+        log.info("%s/%s: %s subset of %d samples %s", cfg.name, split,
+                 "class-balanced" if cfg.balanced_subset else "stratified", len(ds), ds.class_counts())
+    return ds
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, ...`` in order: every sample evaluated exactly once across processes."""
+
+    def __init__(self, n: int, num_replicas: int = 1, rank: int = 0):
+        self.n, self.num_replicas, self.rank = n, num_replicas, rank
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.n, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.num_replicas))
+
+
+def train_sampler(dataset: Any, kind: str, seed: int, num_replicas: int, rank: int) -> Sampler[int]:
+    """``shuffle``: a (distributed) random permutation per epoch; ``balanced``: draws with probability
+    1 / count(class), with replacement, one epoch = data-set size (``ImbalancedDatasetSampler`` as POSTER++ uses)."""
+    if kind == "balanced":
+        from ferkit.data.samplers import ClassBalancedSampler
+
+        return ClassBalancedSampler(dataset.targets, seed=seed, num_replicas=num_replicas, rank=rank)
+    return DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+
+
+def make_loader(dataset: Any, batch_size: int, sampler: Sampler[int], *, num_workers: int, seed: int,
+                drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader whose worker seeds derive from ``seed`` (set per epoch by the caller)."""
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
+                      pin_memory=pin_memory, generator=g, persistent_workers=False)
