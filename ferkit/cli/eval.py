@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from ferkit.cli._common import print_json
     from ferkit.data import build_dataset
     from ferkit.data.transforms import build_transform
+    from ferkit.device import resolve_device
     from ferkit.evaluation import evaluate, per_class_table, write_report
-    from ferkit.train.distributed import resolve_device
     from ferkit.train.plugins import import_plugins
 
     import_plugins(args.plugins)

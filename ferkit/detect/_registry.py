@@ -25,11 +25,9 @@ class DetectorEntry:
 
 
 def _resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
+    from ferkit.device import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+    return str(resolve_device(device))
 
 
 def _state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from typing import Any
 
 from torch import nn
 
+from ferkit.device import resolve_device
 from ferkit.infer.backends import OnnxBackend, TorchBackend
 from ferkit.infer.detection import make_detector
-from ferkit.infer.device import resolve_device
 from ferkit.infer.preprocess import resolve_crop
 from ferkit.infer.recognizer import Recognizer
 

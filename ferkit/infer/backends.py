@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ferkit.device import autocast, resolve_device, resolve_precision
 from ferkit.errors import ConfigError
-from ferkit.infer.device import autocast, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 

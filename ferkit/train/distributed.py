@@ -36,17 +36,14 @@ class DistInfo:
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; ``cuda`` -> ``cuda:LOCAL_RANK``."""
-    spec = spec.strip().lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"train.device={spec!r} but CUDA is not available here; use train.device=cpu")
-        return torch.device(spec if ":" in spec else f"cuda:{local_rank}")
-    if spec != "cpu":
-        raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {spec!r}")
-    return torch.device("cpu")
+    """:func:`ferkit.device.resolve_device`, with a bare ``cuda`` (or ``auto`` on a GPU machine) meaning
+    ``cuda:LOCAL_RANK`` so each DDP process takes its own GPU."""
+    from ferkit.device import resolve_device as _resolve
+
+    dev = _resolve(spec)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev
 
 
 def setup(device: str = "auto") -> DistInfo:

@@ -10,8 +10,8 @@ from infer_helpers import TINY, StubDetector, fer_files
 from PIL import Image
 
 import ferkit
+from ferkit.device import resolve_device, resolve_precision
 from ferkit.errors import CheckpointError, ConfigError
-from ferkit.infer.device import resolve_device, resolve_precision
 from ferkit.infer.records import Record
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])

@@ -1,4 +1,5 @@
-"""Device strings (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and precision (``fp32``, ``bf16``, ``fp16``)."""
+"""Device strings (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and autocast precision (``fp32``, ``bf16``,
+``fp16``), shared by inference, training, evaluation and detection."""
 
 from __future__ import annotations
 
