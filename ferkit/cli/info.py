@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(rows if args.model == "all" else rows[0])
         return 0
     cols = ["params_total", "params_trainable", "params_effective", "params_thop", "macs", "macs_thop"]
-    print(f"{'model':28s}" + "".join(f"{c:>18s}" for c in cols))
+    w = max(len("model"), *(len(r["model"]) for r in rows))
+    print(f"{'model':{w}s}" + "".join(f"{c:>18s}" for c in cols))
     for r in rows:
-        print(f"{r['model']:28s}" + "".join(f"{r[c]:>18,d}" for c in cols))
+        print(f"{r['model']:{w}s}" + "".join(f"{r[c]:>18,d}" for c in cols))
     return 0
