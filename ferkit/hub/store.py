@@ -11,8 +11,8 @@ from typing import Any
 from ferkit.checkpoint import sha256_file
 from ferkit.errors import WeightsError
 from ferkit.hub.assets import ASSETS, Asset, find_by_sha256, get_asset
-from ferkit.hub.cache import cached_path, cached_status, check_file, is_offline, validate_cached, write_record
-from ferkit.hub.download import download, offline_message
+from ferkit.hub.cache import cached_path, cached_status, check_file, validate_cached, write_record
+from ferkit.hub.download import download
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,7 @@ def get_weights(name: str | Asset, *, cache_dir: str | os.PathLike | None = None
     Raises:
         WeightsError: not cached and offline (the message says how to import the file), or the download failed.
     """
-    asset = get_asset(name)
-    path = cached_path(asset, cache_dir)
-    if validate_cached(asset, path):
-        return path
-    if is_offline(offline):
-        raise WeightsError(offline_message(asset, path))
-    return download(asset, cache_dir=cache_dir, progress=progress, allow_unverified=allow_unverified, offline=False)
+    return download(name, cache_dir=cache_dir, progress=progress, allow_unverified=allow_unverified, offline=offline)
 
 
 def import_weights(path: str | os.PathLike, name: str | None = None, *, cache_dir: str | os.PathLike | None = None,
