@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's ferkit, not an installed one
+from _timing import call_times  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from ferkit.detect import DEFAULT_MAX_SIDE, create_detector  # noqa: E402
 
 
@@ -44,12 +45,8 @@ def weights_for(name: str, folder: Path | None):
 
 
 def time_ms(fn, repeat: int) -> tuple[float, float]:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - t) * 1000)
+    """Median and best milliseconds of ``repeat`` calls after one warm-up call."""
+    runs = [t * 1000 for t in call_times(fn, repeat)]
     return statistics.median(runs), min(runs)
 
 

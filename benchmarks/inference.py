@@ -15,13 +15,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _timing import call_times  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def write_photos(folder: Path, n: int) -> Path:
@@ -36,13 +36,7 @@ def write_photos(folder: Path, n: int) -> Path:
 
 def time_it(fn, repeats: int) -> float:
     """Median seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+    return statistics.median(call_times(fn, repeats))
 
 
 def end_to_end(args, model, folder: Path) -> list[tuple[str, float, int]]:

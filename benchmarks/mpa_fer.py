@@ -24,6 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _timing import call_times  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def _model(arch: str):
@@ -34,14 +35,7 @@ def _model(arch: str):
 
 def _median_ms(fn, x, repeats: int, warmup: int) -> float:
     with torch.no_grad():
-        for _ in range(warmup):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn(x)
-            times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        return statistics.median(call_times(lambda: fn(x), repeats, warmup)) * 1e3
 
 
 def inference_rows(arch: str, batches: list[int], repeats: int, warmup: int) -> list[dict]:

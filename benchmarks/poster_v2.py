@@ -14,12 +14,12 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _timing import call_times  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import ferkit  # noqa: E402
 from ferkit.models.optimize import for_inference  # noqa: E402
@@ -29,14 +29,7 @@ from tests.reference import poster_v2_official as ref  # noqa: E402
 def timeit(fn, x, repeats: int, warmup: int = 2) -> float:
     """Median seconds of ``fn(x)`` under inference_mode."""
     with torch.inference_mode():
-        for _ in range(warmup):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        return statistics.median(call_times(lambda: fn(x), repeats, warmup))
 
 
 def main() -> None:
