@@ -75,7 +75,10 @@ class FaceDetector:
     default_score_threshold: float = 0.5
     has_landmarks: bool = False
 
-    def __init__(self, *, score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE):
+    def __init__(self, *, score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
+                 **options: Any):
+        if options:  # detectors pass on the keywords they do not know, so a typo is named, not swallowed
+            raise TypeError(f"unknown option(s) for detector {self.name!r}: {sorted(options)}")
         self.score_threshold = self.default_score_threshold if score_threshold is None else float(score_threshold)
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
@@ -145,9 +148,7 @@ class WholeImageDetector(FaceDetector):
 
     def __init__(self, *, score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
                  **options: Any):
-        if options:
-            raise TypeError(f"detector 'none' takes no options, got {sorted(options)}")
-        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
 
     def detect(self, image: np.ndarray, *, channel_order: str = "rgb") -> list[Face]:
         h, w = to_rgb_uint8(image, channel_order=channel_order).shape[:2]

@@ -188,11 +188,9 @@ class MTCNNDetector(FaceDetector):
                  score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
                  min_face_size: float = 20.0, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for 'mtcnn': {sorted(options)}")
         if not 0 < factor < 1 or min_face_size <= 0 or len(thresholds) != 3:
             raise ValueError("mtcnn needs 0 < factor < 1, min_face_size > 0 and three thresholds")
-        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
         self.device = torch.device(device)
         self.pnet, self.rnet, self.onet = PNet().eval(), RNet().eval(), ONet().eval()
         for key, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):

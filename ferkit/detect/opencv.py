@@ -30,6 +30,11 @@ def import_cv2() -> Any:
 _YUNET_MIN_SIDE = 64
 
 
+def _require_cpu(name: str, device: str) -> None:
+    if str(device) != "cpu":
+        raise ValueError(f"{name} runs on the CPU through OpenCV; use device='cpu'")
+
+
 def _plausible(rows: np.ndarray, w: int, h: int) -> np.ndarray:
     """Mask of YuNet rows with finite values, a positive size and a box overlapping the image."""
     finite = np.isfinite(rows).all(axis=1)
@@ -50,11 +55,8 @@ class YuNetDetector(FaceDetector):
     def __init__(self, onnx_path: str | os.PathLike, *, device: str = "cpu", score_threshold: float | None = None,
                  max_side: int | None = DEFAULT_MAX_SIDE, nms_threshold: float = 0.3, top_k: int = 5000,
                  **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for 'yunet': {sorted(options)}")
-        if str(device) != "cpu":
-            raise ValueError("yunet runs on the CPU through OpenCV; use device='cpu'")
-        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
+        _require_cpu(self.name, device)
         cv2 = import_cv2()
         self._net = cv2.FaceDetectorYN.create(str(onnx_path), "", (320, 320), self.score_threshold,
                                               float(nms_threshold), int(top_k))
@@ -90,11 +92,8 @@ class HaarDetector(FaceDetector):
     def __init__(self, *, device: str = "cpu", score_threshold: float | None = None,
                  max_side: int | None = DEFAULT_MAX_SIDE, scale_factor: float = 1.1, min_neighbors: int = 5,
                  min_size: int = 30, cascade: str = "haarcascade_frontalface_default.xml", **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for 'haar': {sorted(options)}")
-        if str(device) != "cpu":
-            raise ValueError("haar runs on the CPU through OpenCV; use device='cpu'")
-        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
+        _require_cpu(self.name, device)
         cv2 = import_cv2()
         path = cascade
         if not os.path.isfile(cascade) and hasattr(cv2, "data"):

@@ -207,11 +207,9 @@ class RetinaFaceDetector(FaceDetector):
                  score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE, config: str = "1mb",
                  nms_threshold: float = 0.4, pre_nms_top_k: int = 5000, keep_top_k: int = 750, optimize: bool = True,
                  **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for 'retinaface': {sorted(options)}")
         if config not in CONFIGS:
             raise ValueError(f"unknown RetinaFace config {config!r}; expected one of {sorted(CONFIGS)}")
-        super().__init__(score_threshold=score_threshold, max_side=max_side)
+        super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
         self.device = torch.device(device)
         self.net = RetinaFace(config).eval()
         self.net.load_state_dict(state_dict, strict=True)
