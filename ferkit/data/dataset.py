@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -66,6 +67,19 @@ class FerDataset(Dataset):
         self.on_error = check_on_error(on_error)
         self.info: dict[str, Any] = dict(info or {})
         self._reported: set[int] = set()
+        self.soft_targets: list[tuple[float, ...]] | None = None
+
+    def set_soft_targets(self, vectors: Sequence[Sequence[float]]) -> None:
+        """Return ``torch.tensor(vectors[i])`` (float32) instead of the class index as sample ``i``'s target, e.g. a
+        vote distribution (its first ``len(label_names)`` columns follow ``label_names``; further columns are free
+        for auxiliary targets). ``targets`` keeps the hard labels (samplers, class counts)."""
+        if len(vectors) != len(self.samples):
+            raise DatasetError(f"{self.name}/{self.split}: {len(vectors)} soft targets for {len(self.samples)} samples")
+        widths = {len(v) for v in vectors}
+        if len(widths) > 1 or min(widths, default=len(self.label_names)) < len(self.label_names):
+            raise DatasetError(f"{self.name}/{self.split}: soft targets need one common width >= "
+                               f"{len(self.label_names)}, got widths {sorted(widths)}")
+        self.soft_targets = [tuple(float(x) for x in v) for v in vectors]
 
     # -- reading ---------------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -94,7 +108,10 @@ class FerDataset(Dataset):
         for step in range(min(n, MAX_CONSECUTIVE_BAD)):
             j = (index + step) % n
             try:
-                return self.read(j), self.targets[j]
+                image = self.read(j)
+                if self.soft_targets is not None:
+                    return image, torch.tensor(self.soft_targets[j], dtype=torch.float32)
+                return image, self.targets[j]
             except DatasetError as e:
                 if self.on_error == "raise":
                     raise
@@ -126,6 +143,9 @@ class FerDataset(Dataset):
             drop_missing: drop samples whose class is not in ``label_names`` instead of raising.
         """
         new = _labels.order(label_names)
+        if self.soft_targets is not None and tuple(new) != tuple(self.label_names):
+            raise DatasetError(f"{self.name}/{self.split}: soft targets are ordered {list(self.label_names)}; they "
+                               f"cannot be remapped to {list(new)} (train the model in the data set's own order)")
         index = _labels.mapping(self.label_names, new, strict=not drop_missing)
         clone = self._copy()
         keep = [i for i, t in enumerate(self.targets) if index[t] is not None]
@@ -148,9 +168,10 @@ class FerDataset(Dataset):
 
     def _select(self, keep: Sequence[int]) -> None:
         """Keep only the samples at ``keep`` (and the matching entries of the :attr:`per_sample` attributes)."""
-        for attr in ("samples", "targets", *self.per_sample):
-            values = getattr(self, attr)
-            setattr(self, attr, [values[i] for i in keep])
+        for attr in ("samples", "targets", "soft_targets", *self.per_sample):
+            values = getattr(self, attr, None)
+            if values is not None:
+                setattr(self, attr, [values[i] for i in keep])
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.class_counts().items())

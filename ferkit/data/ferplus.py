@@ -80,14 +80,57 @@ def drop_reason(votes: Sequence[int], rule: str) -> str:
 
 
 def build_ferplus(root: Path, split: str, *, on_error: str = "raise", label_rule: str = "argmax",
-                  layout: str = "auto") -> FerDataset:
+                  layout: str = "auto", targets: str = "label", aux_fer2013_root: str | None = None) -> FerDataset:
     """FERPlus ``split`` with labels from the votes by ``label_rule`` (``"argmax"`` or ``"majority"``).
 
     Args:
         layout: ``"csv"`` (fer2013.csv + fer2013new.csv), ``"folder"`` (FER2013Train/... with label.csv) or ``"auto"``.
+        targets: ``"label"`` (class index) or ``"votes"``: the 8 emotion vote shares as a soft target (unknown / NF
+            votes left out), Barsoum et al.'s "probability" training.
+        aux_fer2013_root: a FER2013 image-folder root; with ``targets="votes"`` each target gains 7 columns, the
+            one-hot original FER2013 label (``labels.DATASET_ORDERS["fer2013"]`` order; all zero when the image has
+            no pixel match), for a model's auxiliary head (:mod:`ferkit.data.fer_join`).
     """
     if label_rule not in LABEL_RULES:
         raise DatasetError(f"{NAME}: label_rule must be one of {LABEL_RULES}, got {label_rule!r}")
+    if targets not in ("label", "votes"):
+        raise DatasetError(f"{NAME}: targets must be 'label' or 'votes', got {targets!r}")
+    if aux_fer2013_root and targets != "votes":
+        raise DatasetError(f"{NAME}: aux_fer2013_root needs targets='votes' (the auxiliary label is extra columns)")
+    ds = _build(root, split, label_rule, layout, on_error)
+    if targets == "votes":
+        n = len(ds.label_names)
+        soft = [_vote_shares(v[:n]) for v in ds.votes]
+        if aux_fer2013_root:
+            soft = [a + b for a, b in zip(soft, _fer2013_onehots(ds, Path(aux_fer2013_root), split))]
+        ds.set_soft_targets(soft)
+    return ds
+
+
+def _vote_shares(votes: Sequence[int]) -> tuple[float, ...]:
+    total = sum(votes)
+    return tuple(v / total for v in votes) if total else tuple(0.0 for _ in votes)
+
+
+def _fer2013_onehots(ds: FerDataset, fer2013_root: Path, split: str) -> list[tuple[float, ...]]:
+    from ferkit.data.fer2013 import build_fer2013
+    from ferkit.data.fer_join import match_labels
+    from ferkit.hub.cache import cache_dir
+
+    if not all(Path(s).is_file() for s, _ in ds.samples[:1]):
+        raise DatasetError(f"{NAME}: aux_fer2013_root needs the image-folder form of FERPlus (files to match)")
+    ref = build_fer2013(fer2013_root, split, on_error="raise")
+    k = len(_labels.DATASET_ORDERS["fer2013"])
+    order = _labels.mapping(ref.label_names, _labels.DATASET_ORDERS["fer2013"], strict=True)
+    found = match_labels([s for s, _ in ds.samples], [s for s, _ in ref.samples], ref.targets,
+                         cache=cache_dir() / "data")
+    missing = sum(f is None for f in found)
+    if missing:
+        logger.warning("%s/%s: %d images have no FER2013 twin; their auxiliary target is empty", NAME, split, missing)
+    return [tuple(1.0 if f is not None and order[f] == i else 0.0 for i in range(k)) for f in found]
+
+
+def _build(root: Path, split: str, label_rule: str, layout: str, on_error: str) -> FerDataset:
     if layout not in ("auto", "csv", "folder"):
         raise DatasetError(f"{NAME}: layout must be 'auto', 'csv' or 'folder', got {layout!r}")
     new_csv = _layout.find(root, ["fer2013new.csv", "fer2013/fer2013new.csv"])

@@ -49,6 +49,9 @@ class TransformConfig:
         hflip: probability of a horizontal flip (train).
         erasing_p, erasing_scale, erasing_ratio, erasing_value: ``RandomErasing`` after normalisation (train;
             ``erasing_p=0`` disables it).
+        rotation, translate, scale: ``RandomAffine`` after the resize (train): up to ``rotation`` degrees, shifts
+            up to ``translate`` of the side, zoom in ``scale``; all off by default (the papers use none).
+        grayscale: convert to 3-channel grey first (train and eval), for models trained on grey faces (FER2013).
     """
 
     family: str = "poster_v2"
@@ -63,6 +66,10 @@ class TransformConfig:
     erasing_scale: tuple[float, float] = (0.02, 0.1)
     erasing_ratio: tuple[float, float] = (0.3, 3.3)
     erasing_value: float = 0.0
+    rotation: float = 0.0
+    translate: float = 0.0
+    scale: tuple[float, float] | None = None
+    grayscale: bool = False
 
     def validate(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -74,6 +81,10 @@ class TransformConfig:
                 raise ConfigError(f"{key} must be a probability in [0, 1], got {getattr(self, key)}")
         if min(self.std) <= 0:
             raise ConfigError(f"std must be positive, got {self.std}")
+        if self.rotation < 0 or not 0 <= self.translate < 1:
+            raise ConfigError(f"need rotation >= 0 and 0 <= translate < 1, got {self.rotation}, {self.translate}")
+        if self.scale is not None and not 0 < self.scale[0] <= self.scale[1]:
+            raise ConfigError(f"scale must be (min, max) with 0 < min <= max, got {self.scale}")
 
 
 FAMILIES: dict[str, dict[str, Any]] = {
@@ -87,7 +98,7 @@ POSTER_V2_ERASING: dict[str, dict[str, Any]] = {
     "affectnet8": {"erasing_p": 1.0, "erasing_scale": (0.05, 0.05)},
     "caer_s": {"erasing_p": 1.0, "erasing_scale": (0.05, 0.05)},
 }
-_DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation")
+_DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "grayscale")
 
 
 def _dataset_name(dataset: Any) -> str | None:
@@ -140,12 +151,17 @@ def build_eval_transform(family_or_data_config: str | Mapping[str, Any], **overr
 
 def compose(cfg: TransformConfig) -> T.Compose:
     """Build the torchvision pipeline described by ``cfg``."""
+    cfg.validate()
     interp = INTERPOLATIONS[cfg.interpolation]
-    steps: list[Any] = []
+    steps: list[Any] = [T.Grayscale(3)] if cfg.grayscale else []
     if cfg.train and cfg.resize_size is not None:
         steps += [T.Resize((cfg.resize_size, cfg.resize_size), interpolation=interp), T.RandomCrop(cfg.input_size)]
     else:
         steps.append(T.Resize((cfg.input_size, cfg.input_size), interpolation=interp))
+    if cfg.train and (cfg.rotation or cfg.translate or cfg.scale):
+        steps.append(T.RandomAffine(cfg.rotation, translate=(cfg.translate,) * 2 if cfg.translate else None,
+                                    scale=tuple(cfg.scale) if cfg.scale else None,
+                                    interpolation=T.InterpolationMode.BILINEAR))
     if cfg.train and cfg.hflip > 0:
         steps.append(T.RandomHorizontalFlip(cfg.hflip))
     steps += [T.ToTensor(), T.Normalize(cfg.mean, cfg.std)]

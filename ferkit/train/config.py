@@ -31,6 +31,7 @@ class ModelSection:
         reset_head: with ``init_checkpoint``, replace the classifier for this data set's classes.
         trust_checkpoint: allow full unpickling of a legacy ``init_checkpoint`` (only for trusted files).
         channels_last: train in channels-last memory format (faster convolutions on CPU and recent GPUs).
+        freeze: parameter-name prefixes kept frozen (e.g. ``image_net.net.levels.0`` for a backbone's first level).
     """
 
     name: str = "poster_v2"
@@ -39,6 +40,7 @@ class ModelSection:
     reset_head: bool = False
     trust_checkpoint: bool = False
     channels_last: bool = False
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class DataSection:
         name, root: ``ferkit.data.build_dataset`` name and root folder.
         train_split, val_split: split names; ``val_split: null`` trains without validation (no best model).
         options: extra ``build_dataset`` options (e.g. ``label_rule`` for FERPlus, ``clean_only`` for FER2013).
+        val_options: options for the validation and test splits, over ``options`` (e.g. FERPlus trained on soft
+            ``targets: votes`` and validated with ``{targets: label, label_rule: majority}``).
         on_error: an unreadable image is ``skip``-ped (logged, replaced by the next readable sample with its own
             label) or ``raise``-s. Skipping keeps a long run alive; ``ferkit data check`` lists bad files upfront.
         train_transform, eval_transform: ``build_transform`` overrides (e.g. ``erasing_p``, ``input_size``).
@@ -66,6 +70,7 @@ class DataSection:
     train_split: str = "train"
     val_split: str | None = "test"
     options: dict[str, Any] = field(default_factory=dict)
+    val_options: dict[str, Any] = field(default_factory=dict)
     on_error: Literal["skip", "raise"] = "skip"
     train_transform: dict[str, Any] = field(default_factory=dict)
     eval_transform: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +94,8 @@ class OptimSection:
         momentum, nesterov: SGD only. betas, eps: Adam(W) only.
         sam, sam_rho, sam_adaptive: SAM wrapper and its neighbourhood size (ASAM when adaptive).
         grad_clip: clip the global gradient norm to this value before each optimiser step (``null``: off).
+        lr_scales: parameter-name prefix -> learning-rate factor (e.g. ``{image_net: 0.3}`` for a pretrained
+            backbone); the longest matching prefix wins, other parameters use 1.
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
@@ -102,6 +109,7 @@ class OptimSection:
     sam_rho: float = 0.05
     sam_adaptive: bool = False
     grad_clip: float | None = None
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,8 @@ class ScheduleSection:
             default ``train.epochs``) or ``step`` (lr * gamma^(epoch // step_size)).
         interval: update the rate once per ``epoch`` (official POSTER++ and Dassl) or every optimiser ``step``.
         warmup_epochs, warmup_lr: constant rate ``warmup_lr`` for the first epochs (CoOp/Dassl "constant" warm-up);
-            the main schedule then starts from its beginning.
+            the main schedule then starts from its beginning. Fractional values work with ``interval: step``.
+        warmup_mode: ``constant`` (above) or ``linear`` (from ``warmup_lr`` up to the main schedule's first rate).
     """
 
     name: Literal["constant", "exponential", "cosine", "step"] = "constant"
@@ -122,8 +131,9 @@ class ScheduleSection:
     step_size: int = 30
     min_lr: float = 0.0
     cosine_epochs: int | None = None
-    warmup_epochs: int = 0
+    warmup_epochs: float = 0
     warmup_lr: float = 1e-5
+    warmup_mode: Literal["constant", "linear"] = "constant"
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,8 @@ def build_split(cfg: DataSection, split: str, limit: int | None) -> Any:
     if not cfg.root:
         raise ConfigError(f"config key 'data.root' is empty; set it to the {cfg.name} folder "
                           f"(--set data.root=PATH; `ferkit data list` shows the expected layouts)")
-    ds = build_dataset(cfg.name, cfg.root, split, on_error=cfg.on_error, **cfg.options)
+    options = dict(cfg.options) if split == cfg.train_split else {**cfg.options, **cfg.val_options}
+    ds = build_dataset(cfg.name, cfg.root, split, on_error=cfg.on_error, **options)
     if cfg.classes:
         ds = ds.with_label_names(cfg.classes, drop_missing=True)
     if limit is not None and limit < len(ds):

@@ -15,11 +15,16 @@ from torch import nn
 from ferkit.train.config import OptimSection
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimSection) -> torch.optim.Optimizer:
-    """The base optimiser of ``cfg`` over ``params`` (SAM, if requested, wraps it separately: :class:`SAM`)."""
+def build_optimizer(params: Iterable[nn.Parameter] | Iterable[dict], cfg: OptimSection) -> torch.optim.Optimizer:
+    """The base optimiser of ``cfg`` over ``params`` (tensors, or parameter-group dicts that may carry an
+    ``lr_scale``; SAM, if requested, wraps it separately: :class:`SAM`)."""
     params = list(params)
+    groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+    params = [g for g in groups if g["params"]]
     if not params:
         raise ValueError("the model has no trainable parameters")
+    for g in params:
+        g["lr"] = cfg.lr * g.get("lr_scale", 1.0)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":

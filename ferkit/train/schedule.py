@@ -8,7 +8,10 @@ stepped once after every epoch:
   epochs) — ``CosineAnnealingLR(T_max=T)``.
 * ``step``: ``lr * gamma**(e // step_size)``.
 * warm-up (Dassl ``ConstantWarmupScheduler``, used by CoOp): epochs ``< warmup_epochs`` run at ``warmup_lr``; the
-  main schedule then starts at its own epoch 0, i.e. epoch ``e`` gets ``main(e - warmup_epochs)``.
+  main schedule then starts at its own epoch 0, i.e. epoch ``e`` gets ``main(e - warmup_epochs)``. With
+  ``warmup_mode: linear`` the rate ramps from ``warmup_lr`` to ``main(0)`` instead.
+
+Parameter groups may carry an ``lr_scale`` (``optim.lr_scales``): their rate is the schedule's times that factor.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ class LRSchedule:
         if cfg.interval == "epoch":
             epoch = math.floor(epoch)
         if epoch < cfg.warmup_epochs:
+            if cfg.warmup_mode == "linear":  # warmup_lr -> the main schedule's first rate
+                return cfg.warmup_lr + (self._main(0.0) - cfg.warmup_lr) * epoch / cfg.warmup_epochs
             return cfg.warmup_lr
-        t = epoch - cfg.warmup_epochs
+        return self._main(epoch - cfg.warmup_epochs)
+
+    def _main(self, t: float) -> float:
+        cfg = self.cfg
         if cfg.name == "exponential":
             return self.base_lr * cfg.gamma ** t
         if cfg.name == "step":
@@ -47,6 +55,7 @@ class LRSchedule:
 
 
 def set_lr(optimizer, lr: float) -> None:
-    """Set every parameter group of ``optimizer`` (or a SAM wrapper's base optimiser) to ``lr``."""
+    """Set every parameter group of ``optimizer`` (or a SAM wrapper's base optimiser) to ``lr`` times the group's
+    ``lr_scale`` (1 when absent)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

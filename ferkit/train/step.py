@@ -8,6 +8,7 @@ and accuracy come from the first pass only (the official POSTER++ code averages 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,11 +29,15 @@ class TrainForward(nn.Module):
         super().__init__()
         self.model = model
         self.label_smoothing = label_smoothing
+        hook = getattr(model, "training_loss", None)
+        self._hook_smooths = callable(hook) and "label_smoothing" in inspect.signature(hook).parameters
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor):
+        """``targets``: class indices (B,) or class probabilities (B, K) (soft labels, e.g. FERPlus votes)."""
         hook = getattr(self.model, "training_loss", None)
         if callable(hook):
-            loss, logits, parts = hook(images, targets)
+            kwargs = {"label_smoothing": self.label_smoothing} if self._hook_smooths else {}
+            loss, logits, parts = hook(images, targets, **kwargs)
             return loss, logits, dict(parts or {})
         logits = self.model(images)
         return F.cross_entropy(_full(logits), targets, label_smoothing=self.label_smoothing), logits, {}
@@ -56,6 +61,8 @@ class StepStats:
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, parts: dict) -> None:
         n = len(targets)
         self.loss_sum += float(loss.detach()) * n
+        if targets.ndim == 2:  # soft targets (and auxiliary columns): the most probable main class counts
+            targets = targets[:, : logits.shape[1]].argmax(1)
         self.correct += int((logits.detach().argmax(1) == targets).sum())
         self.count += n
         for k, v in parts.items():
@@ -93,7 +100,8 @@ class StepRunner:
         x = x.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, y.to(self.device, non_blocking=True).long()
+        y = y.to(self.device, non_blocking=True)
+        return x, (y.float() if y.is_floating_point() else y.long())
 
     def _accumulate(self, batches, total: int, record: bool) -> StepStats:
         stats = StepStats()

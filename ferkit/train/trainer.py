@@ -146,6 +146,7 @@ class Trainer:
         model = create_model(m.name, label_names=list(self.train_set.label_names), checkpoint=ckpt,
                              reset_head=m.reset_head and resume is None, trust_checkpoint=m.trust_checkpoint,
                              **m.options)
+        _freeze(model, m.freeze)
         model.to(self.dist.device)
         if m.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -176,12 +177,21 @@ class Trainer:
         if self.val_set is not None and getattr(self.val_set, "transform", None) is None:
             self.val_set.transform = build_transform(dc, False, dataset=d.name, **d.eval_transform)
 
-    def _trainable(self) -> list[torch.nn.Parameter]:
+    def _trainable(self) -> list[dict[str, Any]]:
+        """Parameter groups: one per ``optim.lr_scales`` factor in use (``lr_scale`` read by ``set_lr``)."""
         hook = getattr(self.model, "trainable_parameters", None)
         params = list(hook()) if callable(hook) else [p for p in self.model.parameters() if p.requires_grad]
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        scales = self.cfg.optim.lr_scales
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for p in params:
+            name = names.get(id(p), "")
+            match = max((k for k in scales if name.startswith(k)), key=len, default=None)
+            groups.setdefault(float(scales[match]) if match else 1.0, []).append(p)
         if self.dist.is_main:
-            log.info("%s: %s trainable parameters", self.cfg.model.name, f"{sum(p.numel() for p in params):,}")
-        return params
+            log.info("%s: %s trainable parameters%s", self.cfg.model.name, f"{sum(p.numel() for p in params):,}",
+                     "".join(f"; {sum(p.numel() for p in g):,} at lr x{k:g}" for k, g in groups.items() if k != 1))
+        return [{"params": g, "lr_scale": k} for k, g in groups.items()]
 
     def _wrap(self) -> torch.nn.Module:
         fwd = TrainForward(self.model, self.cfg.train.label_smoothing)
@@ -370,3 +380,13 @@ class Trainer:
                 plot_curves(self.history, self.out / "curves.png", title=self.cfg.name)
             except ImportError as e:
                 log.warning("no training curves: %s", e)
+
+
+def _freeze(model: torch.nn.Module, prefixes: list[str]) -> None:
+    """Set ``requires_grad=False`` on parameters whose name starts with one of ``prefixes`` (each must match)."""
+    for prefix in prefixes:
+        hit = [p for n, p in model.named_parameters() if n.startswith(prefix)]
+        if not hit:
+            raise ConfigError(f"config key 'model.freeze': no parameter name starts with {prefix!r}")
+        for p in hit:
+            p.requires_grad_(False)

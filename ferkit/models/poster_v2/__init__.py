@@ -8,22 +8,28 @@ from ferkit.config import apply_overrides
 from ferkit.models._registry import register_model
 from ferkit.models.poster_v2.adapter import PosterV2Adapter, load_ir50, load_mobilefacenet
 from ferkit.models.poster_v2.model import PosterV2, PosterV2Config
+from ferkit.models.poster_v2.stream_weights import load_image_stream, load_landmark_stream
 
 __all__ = ["PosterV2", "PosterV2Config", "build_poster_v2", "load_ir50", "load_mobilefacenet"]
 
 
-def build_poster_v2(*, label_names=None, num_classes: int | None = None, ir50_weights=None, landmark_weights=None,
-                    trust_checkpoint: bool = False, **overrides: Any) -> PosterV2:
+def build_poster_v2(*, label_names=None, num_classes: int | None = None, image_weights=None, landmark_weights=None,
+                    ir50_weights=None, trust_checkpoint: bool = False, **overrides: Any) -> PosterV2:
     """Build POSTER++; ``overrides`` are :class:`PosterV2Config` fields.
 
-    ``ir50_weights`` / ``landmark_weights`` load the two backbone files of the official recipe (training from scratch).
+    ``image_weights`` / ``landmark_weights`` load pretrained stream weights (training from scratch): ``ir50.pth`` and
+    ``mobilefacenet_model_best.pth.tar`` (official), or the open streams' files (dlib ``.dat``, FaceMesh ``.tflite``,
+    MobileFaceNet OpenVINO IR, or ferkit's converted ``.safetensors``). ``ir50_weights`` is the older name of
+    ``image_weights``.
     """
+    if ir50_weights and image_weights:
+        raise ValueError("give image_weights or its older name ir50_weights, not both")
     cfg = apply_overrides(PosterV2Config(), overrides)
     model = PosterV2(cfg, label_names=label_names, num_classes=num_classes)
-    if ir50_weights:
-        load_ir50(model.image_net, ir50_weights, trust=trust_checkpoint)
+    if image_weights or ir50_weights:
+        load_image_stream(model, image_weights or ir50_weights, trust=trust_checkpoint)
     if landmark_weights:
-        load_mobilefacenet(model.landmark_net, landmark_weights, trust=trust_checkpoint)
+        load_landmark_stream(model, landmark_weights, trust=trust_checkpoint)
     return model
 
 
@@ -37,6 +43,9 @@ _VARIANTS = {
     "poster_v2_vit4": ({"vit_depth": 4}, "Fig. 6: ViT depth 4"),
     "poster_v2_vit6": ({"vit_depth": 6}, "Fig. 6: ViT depth 6"),
     "poster_v2_vit8": ({"vit_depth": 8}, "Fig. 6: ViT depth 8"),
+    "poster_v2_open": ({"image_stream": "dlib_resnet", "landmark_stream": "facemesh", "input_size": 112,
+                        "embed_dim": 256, "vit_heads": 8},
+                       "POSTER++ on open streams (dlib ResNet + MediaPipe FaceMesh), CPU-sized; the default model"),
 }
 for _name, (_defaults, _desc) in _VARIANTS.items():
     register_model(_name, family="poster_v2", builder=build_poster_v2, adapter=_ADAPTER, description=_desc, **_defaults)

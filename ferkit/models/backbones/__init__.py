@@ -1,0 +1,1 @@
+"""Pretrained face backbones re-implemented in PyTorch."""
