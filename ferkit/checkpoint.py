@@ -2,7 +2,9 @@
 
 * Reading never unpickles arbitrary objects unless the caller opts in (``trust=True``, CLI ``--trust-checkpoint``):
   ``torch.load(weights_only=True)`` or safetensors.
-* Writing is atomic: a temporary file in the target folder is fsynced and renamed over the target.
+* Writing is atomic: a temporary file in the target folder is fsynced and renamed over the target. Temporaries are
+  named ``.<target>.<pid>.<random>.tmp``; one left behind by a killed writer is removed by the next checkpoint save
+  of the same target (:func:`remove_stale_temps`).
 
 ferkit's own format is a ``weights_only``-loadable dict (or a safetensors file whose metadata holds the same keys)::
 
@@ -12,6 +14,7 @@ ferkit's own format is a ``weights_only``-loadable dict (or a safetensors file w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,8 +22,9 @@ import os
 import pickle
 import re
 import tempfile
+import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,29 +48,109 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, write_fn) -> None:
-    """Call ``write_fn(fileobj)`` on a temporary file next to ``path``, fsync it, then rename it over ``path``."""
+#: A temporary without a process id in its name (written before ids were added) counts as stale after this long.
+STALE_TEMP_SECONDS = 3600.0
+
+
+def file_mode() -> int:
+    """Permission bits of a new file under the current umask (``0o666 & ~umask``)."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask(0) would briefly affect other threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # exists (another user's process: PermissionError) or cannot be checked: keep the file
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike, *, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete temporaries of ``path`` left by writers that were killed (``kill -9``, power loss) and return them.
+
+    A ``.<name>.<pid>.<random>.<suffix>`` file is stale when process ``pid`` no longer exists; a
+    ``.<name>.<random>.<suffix>`` file (no process id) when it is older than ``max_age`` seconds. Temporaries of other
+    targets and of live writers are left alone.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]+\.(?:tmp|onnx)$")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = pattern.match(entry.name)
+        if found is None or not entry.is_file(follow_symlinks=False) or not _is_stale(entry, found.group(1), max_age):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+            log.info("removed %s, a temporary file left by an interrupted save", entry.path)
+    return removed
+
+
+def _is_stale(entry: os.DirEntry, pid: str | None, max_age: float) -> bool:
+    if pid is not None:
+        return not _pid_alive(int(pid))
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > max_age
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a new empty temporary file next to ``path`` for the caller to fill; on success give it the umask's
+    permissions and rename it over ``path``, on failure delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike, write_fn) -> None:
+    """Call ``write_fn(fileobj)`` on a temporary file next to ``path``, fsync it, then rename it over ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write_fn(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Atomically write ``obj`` (a dict of tensors and plain values) with ``torch.save``, or as safetensors when
-    ``path`` ends in ``.safetensors`` (``obj['state_dict']`` holds the tensors; the rest goes to JSON metadata)."""
+    ``path`` ends in ``.safetensors`` (``obj['state_dict']`` holds the tensors; the rest goes to JSON metadata).
+    Temporaries of ``path`` left by killed writers are removed first."""
     path = Path(path)
+    remove_stale_temps(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import save
 
@@ -113,6 +197,35 @@ def _is_safetensors(head: bytes) -> bool:
     return 0 < n < (1 << 28) and head[8:9] == b"{"
 
 
+def _is_torch_pickle(head: bytes) -> bool:
+    """``torch.save``'s legacy (non-zip) format: a pickle of protocol 2 or later, or a very old tar archive."""
+    return (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head[257:262] == b"ustar"
+
+
+def _describe_head(head: bytes) -> str:
+    """What a file that is not a checkpoint seems to be, from its first bytes."""
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the file itself (fetch it with `git lfs pull`)"
+    text = head.lstrip()
+    if text[:1] == b"<" and b"html" in text[:256].lower():
+        return "an HTML page (a download that returned a web page instead of the file?)"
+    text = _as_text(head)
+    if text is None:
+        return f"binary data starting with {head[:8].hex(' ')}"
+    return f"text starting with {text.strip().splitlines()[0][:60]!r}" if text.strip() else "blank text"
+
+
+def _as_text(head: bytes) -> str | None:
+    """``head`` as UTF-8 text (a character cut at the end is dropped), or None for binary data."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:
+            return None
+        text = head[: e.start].decode("utf-8")
+    return None if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text) else text
+
+
 def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> dict[str, Any]:
     """Read a checkpoint into a dict without executing code (unless ``trust``).
 
@@ -129,10 +242,13 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> dict[str
     if size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     with open(path, "rb") as f:
-        head = f.read(64)
+        head = f.read(512)
     if _is_safetensors(head):
         return _read_safetensors(path)
     is_zip = head[:2] == b"PK"
+    if not (is_zip or _is_torch_pickle(head)):
+        raise CheckpointError(f"{path} is not a checkpoint: neither a PyTorch file (zip archive or pickle) nor "
+                              f"safetensors; it holds {_describe_head(head)}")
     if is_zip:
         try:
             with zipfile.ZipFile(path) as z:

@@ -3,7 +3,8 @@
 :func:`to_rgb_uint8` turns what users actually have into that form:
 
 * grayscale (H, W) or (H, W, 1) -> the gray value repeated in R, G and B;
-* gray + alpha (H, W, 2) and RGBA (H, W, 4) arrays -> alpha dropped (PIL images: composited on white);
+* gray + alpha (H, W, 2) and RGBA / BGRA (H, W, 4) arrays and PIL images with alpha -> composited on white, exactly
+  as image files are read (:func:`ferkit.data.images.to_rgb`; an alpha that is 0 everywhere is ignored);
 * ``uint16`` (16-bit PNG/TIFF) -> rounded ``value / 257`` (65535 -> 255);
 * float in [0, 1] -> rounded ``value * 255``; ``bool`` -> 0 / 255;
 * BGR (OpenCV's ``cv2.imread``) with ``channel_order="bgr"``;
@@ -41,13 +42,24 @@ def to_rgb_uint8(image: ImageLike, *, channel_order: str = "rgb") -> np.ndarray:
                          f"got {type(image).__name__}")
     arr = _channels_last(arr)
     arr = _to_uint8(arr)
-    if arr.shape[2] in (1, 2):
-        arr = np.repeat(arr[:, :, :1], 3, axis=2)
-    else:
-        arr = arr[:, :, :3]
-        if channel_order == "bgr":
-            arr = arr[:, :, ::-1]
+    if channel_order == "bgr" and arr.shape[2] >= 3:
+        arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
+    if arr.shape[2] in (2, 4):
+        arr = _composite(arr)
+    elif arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
     return np.ascontiguousarray(arr)
+
+
+def _composite(arr: np.ndarray) -> np.ndarray:
+    """Grey + alpha or RGBA uint8 -> RGB, composited on white the way image files are decoded."""
+    if (arr[:, :, -1] == 255).all():  # opaque: nothing to composite
+        return np.repeat(arr[:, :, :1], 3, axis=2) if arr.shape[2] == 2 else arr[:, :, :3]
+    from PIL import Image
+
+    from ferkit.data.images import to_rgb
+
+    return np.asarray(to_rgb(Image.fromarray(np.ascontiguousarray(arr))))  # (H, W, 2) -> LA, (H, W, 4) -> RGBA
 
 
 def _is_pil(image: Any) -> bool:

@@ -314,11 +314,16 @@ def test_registry_hashes_match_the_shared_detector_files(shared_weights):
 
 
 def test_pretrained_configs():
-    assert list_pretrained() == ["poster_v2.rafdb", "poster_v2.affectnet7", "poster_v2.affectnet8", "poster_v2.caer_s"]
+    assert list_pretrained() == ["poster_v2_open.ferplus", "poster_v2_open.fer2013", "poster_v2.rafdb",
+                                 "poster_v2.affectnet7", "poster_v2.affectnet8", "poster_v2.caer_s"]
     assert list_pretrained("*affectnet*") == ["poster_v2.affectnet7", "poster_v2.affectnet8"]
     for name, cfg in PRETRAINED.items():
-        assert cfg.asset in ASSETS and cfg.num_classes == len(cfg.label_names) and cfg.tag == name.split(".")[1]
-        assert cfg.input_size == 224 and cfg.interpolation == "bilinear"
+        assert cfg.num_classes == len(cfg.label_names) and cfg.tag == name.split(".")[1]
+        assert (cfg.asset in ASSETS) != bool(cfg.packaged)  # a file either ships or comes through the cache
+        assert cfg.input_size == (112 if cfg.packaged else 224) and cfg.interpolation == "bilinear"
+    assert PRETRAINED["poster_v2_open.ferplus"].label_names == DATASET_ORDERS["ferplus"]
+    assert PRETRAINED["poster_v2_open.fer2013"].label_names == DATASET_ORDERS["fer2013"]
+    assert PRETRAINED["poster_v2_open.fer2013"].head == "aux" and PRETRAINED["poster_v2_open.ferplus"].head == "main"
     assert PRETRAINED["poster_v2.rafdb"].label_names == DATASET_ORDERS["rafdb"]
     assert PRETRAINED["poster_v2.caer_s"].label_names == DATASET_ORDERS["caer_s"]
     assert PRETRAINED["poster_v2.affectnet8"].label_names == DATASET_ORDERS["affectnet8"]

@@ -88,15 +88,28 @@ def format_report(r: dict[str, Any]) -> list[str]:
     out += _listed("missing files", r.get("num_missing", 0), r["missing"])
     out += _listed("unreadable files", r.get("num_unreadable", 0), [f"{u['file']}: {u['error']}"
                                                                   for u in r["unreadable"]])
-    out += _listed("problems", r.get("num_problems", 0), r["problems"])
+    out += _listed("label and layout problems", r.get("num_problems", 0), r["problems"])
     if "duplicate_groups" in r:
         out.append(f"exact duplicates (identical pixels): {r['duplicate_groups']} groups, {r['duplicate_files']} "
                    f"files; {r['duplicate_label_conflicts']} groups with conflicting labels, "
                    f"{r['duplicate_cross_split']} spanning splits")
         for d in r["duplicates"][:5]:
             out.append("  " + _duplicate_line(d, r["root"]))
-    out.append("OK" if r["ok"] else "PROBLEMS FOUND")
+    out.append(_verdict(r))
     return out
+
+
+#: Report counts that make a data-set copy fail, with the words the verdict uses for them.
+_FAILURES = (("num_missing", "missing file"), ("num_unreadable", "unreadable file"),
+            ("num_problems", "label or layout problem"))
+
+
+def _verdict(r: dict[str, Any]) -> str:
+    """``OK``, or ``PROBLEMS FOUND: <count> <kind>, ...`` naming exactly the failing kinds listed above it."""
+    found = [f"{r[key]} {word}{'s' if r[key] != 1 else ''}" for key, word in _FAILURES if r.get(key)]
+    if r["ok"] and not found:
+        return "OK"
+    return "PROBLEMS FOUND: " + (", ".join(found) or "see above")
 
 
 def _duplicate_line(d: dict[str, list[str]], root: str) -> str:

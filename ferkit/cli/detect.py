@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--detector", default="retinaface", choices=list_detectors())
     p.add_argument("--weights", default=None, help="weights file (mtcnn: folder) instead of the cache")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow full unpickling of a legacy PyTorch --weights file with Python objects (only for files "
+                        "you trust)")
     p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto")
     p.add_argument("--score-threshold", type=float, default=None, help="minimum score (default: per detector)")
     p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
@@ -33,13 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferkit.cli._common import parse_overrides, print_json
+    from ferkit.cli._common import check_output_dir, parse_overrides, print_json
     from ferkit.detect import create_detector
 
+    check_output_dir(args.crops, "--crops")
     try:
         det = create_detector(args.detector, weights=args.weights, device=args.device,
                               score_threshold=args.score_threshold, max_side=args.max_side or None,
-                              **parse_overrides(args.options))
+                              trust_checkpoint=args.trust_checkpoint, **parse_overrides(args.options))
     except (TypeError, ImportError) as e:  # unknown --option, OpenCV missing: usage errors with a clear message
         raise ValueError(str(e)) from e
     results, failed = [], 0

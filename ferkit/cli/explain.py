@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ferkit.cli._common import check_output_dir
     from ferkit.explain import explain
 
+    check_output_dir(args.out, "--out")
     rec = build_recognizer(args)
     scale = int(args.scale) if args.scale.isdigit() else args.scale
     exps = explain(rec, list(args.inputs), method=args.method, scale=scale, target=args.target, out_dir=args.out,

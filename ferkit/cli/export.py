@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--model", required=True, help="registered model or pretrained name (arch.tag)")
     o.add_argument("--checkpoint", default=None, help="ferkit or official checkpoint")
     o.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling a legacy checkpoint")
+    o.add_argument("--allow-unverified", action="store_true",
+                   help="let a pretrained --model download weights that have no published SHA-256")
     o.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
                    help="model option, repeatable (e.g. --set clip_weights=ViT-B-16.pt)")
     o.add_argument("--out", required=True, help="output .onnx path")
@@ -33,7 +35,7 @@ def run_onnx(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(".onnx"):
         raise ValueError(f"--out must end with .onnx, got {args.out}")
     model = ferkit.create_model(args.model, checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint,
-                                **parse_overrides(args.overrides))
+                                allow_unverified=args.allow_unverified, **parse_overrides(args.overrides))
     report = export_onnx(model, args.out, opset=args.opset, check=not args.no_check, atol=args.atol)
     print_json(report)
     return 0

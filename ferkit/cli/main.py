@@ -11,6 +11,9 @@ import sys
 import ferkit
 from ferkit.errors import FerkitError
 
+#: Errors about paths the user gave (missing input, an output under a file, no permission): one line, exit code 2.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit",
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (FerkitError, FileNotFoundError, ValueError) as e:
+    except (FerkitError, ValueError, *PATH_ERRORS) as e:
         print(f"ferkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -39,8 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ferkit.cli._common import check_output_dir, check_output_file
     from ferkit.infer.writers import RecordWriter
 
+    check_output_file(args.output, "-o/--output")
+    check_output_dir(args.out, "--out")
     rec = build_recognizer(args, logits=args.logits)
     out = Path(args.out) if args.out else None
     writers = [RecordWriter(args.output, args.format, rec.label_names, logits=args.logits, flat=args.flat)]
@@ -142,6 +145,6 @@ def _save_annotated(frame, path: Path) -> None:
     from ferkit.checkpoint import atomic_write_bytes
     from ferkit.infer.draw import annotate
 
-    img = Image.fromarray(annotate(frame.rgb, frame.record.faces))
+    img = Image.fromarray(annotate(frame.rgb, frame.record.faces, untrained=frame.record.untrained))
     fmt = "JPEG" if path.suffix in (".jpg", ".jpeg") else "PNG"
     atomic_write_bytes(path, lambda f: img.save(f, format=fmt, quality=92) if fmt == "JPEG" else img.save(f, fmt))

@@ -24,6 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue a run from its folder (last.pt) with its saved config")
     p.add_argument("--allow-changes", action="store_true",
                    help="with --resume: accept a config that differs from the saved one (e.g. more epochs)")
+    p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_PY",
+                   help="import a module or .py file first (registers a custom model or data set), repeatable; with "
+                        "--resume, the consent to run that plugin when the run's config names it")
+    p.add_argument("--trust-plugins", action="store_true",
+                   help="with --resume: import every plugin the run's saved config names (runs their code; only for "
+                        "runs you trust). Without it, or --plugin for each, such a run is refused")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow full unpickling of a legacy --resume checkpoint or model.init_checkpoint with Python "
+                        "objects (only for files you trust)")
     p.set_defaults(func=run)
 
 
@@ -39,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         result = train(args.config, overrides=parse_overrides(args.overrides), out_dir=args.out, resume=args.resume,
-                       allow_changes=args.allow_changes)
+                       allow_changes=args.allow_changes, plugins=args.plugins, trust_plugins=args.trust_plugins,
+                       trust_checkpoint=args.trust_checkpoint)
     finally:
         signal.signal(signal.SIGTERM, previous)
         distributed.cleanup()

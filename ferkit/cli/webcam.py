@@ -24,9 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ferkit.cli._common import check_output_file
     from ferkit.infer.video import VideoSource
     from ferkit.infer.writers import RecordWriter
 
+    check_output_file(args.output, "-o/--output")
+    check_output_file(args.save_video, "--save-video")
     try:  # check the camera before loading the model, so a missing camera fails fast
         VideoSource(args.camera).release()
     except (OSError, ValueError) as e:

@@ -40,8 +40,8 @@ def nearest(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray
         d = bn[None] - 2.0 * (x @ b.T).astype(np.float64)  # |x|^2 added below (constant per row)
         j = d.argmin(1)
         idx[s:s + chunk] = j
-        sq = (x.astype(np.float64) ** 2).sum(1) + d[np.arange(len(x)), j]
-        rms[s:s + chunk] = np.sqrt(np.maximum(sq, 0.0) / a.shape[1])
+        diff = x.astype(np.float64) - b[j].astype(np.float64)  # exact distance of the chosen pairs
+        rms[s:s + chunk] = np.sqrt((diff ** 2).mean(1))
     return idx, rms
 
 

@@ -119,7 +119,7 @@ def _fer2013_onehots(ds: FerDataset, fer2013_root: Path, split: str) -> list[tup
 
     if not all(Path(s).is_file() for s, _ in ds.samples[:1]):
         raise DatasetError(f"{NAME}: aux_fer2013_root needs the image-folder form of FERPlus (files to match)")
-    ref = build_fer2013(fer2013_root, split, on_error="raise")
+    ref = build_fer2013(fer2013_root, split, on_error="skip")
     k = len(_labels.DATASET_ORDERS["fer2013"])
     order = _labels.mapping(ref.label_names, _labels.DATASET_ORDERS["fer2013"], strict=True)
     found = match_labels([s for s, _ in ds.samples], [s for s, _ in ref.samples], ref.targets,

@@ -2,7 +2,8 @@
 
 Grey, palette, alpha, 16-bit, 32-bit integer, float and CMYK images are converted explicitly (Pillow's own
 ``convert("RGB")`` clips 16-bit values and drops alpha onto whatever colour the transparent pixels hold). JPEG EXIF
-orientation is applied, so a phone photo is upright.
+orientation is applied, so a phone photo is upright. Numpy arrays with alpha follow the same rules
+(:func:`ferkit.image.to_rgb_uint8`), so a file, its ``PIL.Image`` and its pixel array give the same RGB image.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def to_rgb(image: Image.Image, *, background: Sequence[int] = (255, 255, 255)) -
     """Convert any Pillow mode to 8-bit RGB.
 
     - ``RGB``: returned unchanged (same object).
-    - alpha modes (``LA``, ``PA``, ``RGBA``, palette with transparency): composited onto ``background``.
+    - alpha modes (``LA``, ``PA``, ``RGBA``, palette with transparency): composited onto ``background``; an alpha
+      channel that is 0 everywhere is ignored (a fully transparent picture shows nothing: such files carry their
+      image in the colour channels and an unused alpha).
     - 16-bit grey (``I;16*``): 0..65535 scaled to 0..255 (divide by 257, rounded).
     - 32-bit integer ``I``: taken as 8-bit when every value is within 0..255, else as 16-bit (clipped to 0..65535).
     - float ``F``: taken as 0..1 when every value is within 0..1, else as 0..255 (clipped).
@@ -105,6 +108,8 @@ def to_rgb(image: Image.Image, *, background: Sequence[int] = (255, 255, 255)) -
         image, mode = image.convert("RGBA"), "RGBA"
     if mode in _ALPHA:
         rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema() == (0, 0):
+            return rgba.convert("RGB")
         canvas = Image.new("RGBA", rgba.size, tuple(int(c) for c in background[:3]) + (255,))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     if mode in _SIXTEEN_BIT or mode in ("I", "F"):

@@ -15,7 +15,8 @@ WeightsArg = str | os.PathLike | Mapping[str, Any] | Sequence[str | os.PathLike]
 
 @dataclass(frozen=True)
 class DetectorEntry:
-    """A registered detector: ``build(weights, **kwargs)`` gets the resolved weights (or None)."""
+    """A registered detector: ``build(weights, trust=..., **kwargs)`` gets the resolved weights (or None) and
+    whether a weights file may be fully unpickled."""
 
     name: str
     build: Callable[..., FaceDetector]
@@ -30,33 +31,34 @@ def _resolve_device(device: str) -> str:
     return str(resolve_device(device))
 
 
-def _state_dict(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
-    """A state dict from a path (read with ``weights_only``) or a mapping; ``module.`` prefixes stripped."""
+def _state_dict(source: str | os.PathLike | Mapping[str, Any], trust: bool = False) -> dict[str, Any]:
+    """A state dict from a path (read with ``weights_only`` unless ``trust``) or a mapping; ``module.`` prefixes
+    stripped."""
     from ferkit.checkpoint import read_checkpoint, unwrap_state_dict
 
-    ckpt = source if isinstance(source, Mapping) else read_checkpoint(source)
+    ckpt = source if isinstance(source, Mapping) else read_checkpoint(source, trust=trust)
     return unwrap_state_dict(ckpt)
 
 
-def _build_yunet(weights: WeightsArg, **kw: Any) -> FaceDetector:
+def _build_yunet(weights: WeightsArg, *, trust: bool = False, **kw: Any) -> FaceDetector:
     from ferkit.detect.opencv import YuNetDetector
 
-    path = weights or _fetch("yunet")
+    path = weights or packaged_yunet() or _fetch("yunet")
     if not Path(path).is_file():
         raise FileNotFoundError(f"YuNet ONNX file not found: {path}")
     return YuNetDetector(path, **kw)
 
 
-def _build_retinaface(weights: WeightsArg, **kw: Any) -> FaceDetector:
+def _build_retinaface(weights: WeightsArg, *, trust: bool = False, **kw: Any) -> FaceDetector:
     from ferkit.detect.retinaface import RetinaFaceDetector
 
-    return RetinaFaceDetector(_state_dict(weights or _fetch("retinaface_mnet025")), **kw)
+    return RetinaFaceDetector(_state_dict(weights or _fetch("retinaface_mnet025"), trust), **kw)
 
 
-def _build_mtcnn(weights: WeightsArg, **kw: Any) -> FaceDetector:
+def _build_mtcnn(weights: WeightsArg, *, trust: bool = False, **kw: Any) -> FaceDetector:
     from ferkit.detect.mtcnn import MTCNNDetector
 
-    return MTCNNDetector({k: _state_dict(v) for k, v in _mtcnn_sources(weights).items()}, **kw)
+    return MTCNNDetector({k: _state_dict(v, trust) for k, v in _mtcnn_sources(weights).items()}, **kw)
 
 
 def _mtcnn_sources(weights: WeightsArg) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def _find_in_folder(folder: Path, key: str) -> Path:
     raise FileNotFoundError(f"mtcnn weights: neither mtcnn_{key}.pt nor {key}.pt in {folder}")
 
 
-def _build_haar(weights: WeightsArg, **kw: Any) -> FaceDetector:
+def _build_haar(weights: WeightsArg, *, trust: bool = False, **kw: Any) -> FaceDetector:
     from ferkit.detect.opencv import HaarDetector
 
     if weights is not None:
@@ -94,20 +96,36 @@ def _build_haar(weights: WeightsArg, **kw: Any) -> FaceDetector:
     return HaarDetector(**kw)
 
 
-def _build_none(weights: WeightsArg, *, device: str = "cpu", **kw: Any) -> FaceDetector:
+def _build_none(weights: WeightsArg, *, device: str = "cpu", trust: bool = False, **kw: Any) -> FaceDetector:
     if weights is not None:
         raise ValueError("detector 'none' takes no weights")
     return WholeImageDetector(**kw)
 
 
+def packaged_yunet() -> Path | None:
+    """The YuNet ONNX file shipped inside the package (MIT / Apache-2.0, 232 KB; see NOTICE), if present."""
+    from importlib.resources import files
+
+    path = Path(str(files("ferkit") / "resources" / "detectors" / "face_detection_yunet_2023mar.onnx"))
+    return path if path.is_file() else None
+
+
 def _fetch(asset: str) -> Path:
+    """A detector's weights from the cache (or a verified download); when that fails, the error also names the
+    detectors that need no download."""
+    from ferkit.errors import WeightsError
     from ferkit.hub import get_weights
 
-    return get_weights(asset)
+    try:
+        return get_weights(asset)
+    except WeightsError as e:
+        raise WeightsError(f"{e} Or use a detector that needs no download: --detector yunet (its weights ship with "
+                           "ferkit) or --detector haar (OpenCV's cascade).") from e
 
 
 _DETECTORS: dict[str, DetectorEntry] = {e.name: e for e in (
-    DetectorEntry("yunet", _build_yunet, ("yunet",), True, "YuNet 2023mar via cv2.FaceDetectorYN (needs OpenCV)"),
+    DetectorEntry("yunet", _build_yunet, ("yunet",), True,
+                  "YuNet 2023mar via cv2.FaceDetectorYN (needs OpenCV; weights ship with ferkit)"),
     DetectorEntry("retinaface", _build_retinaface, ("retinaface_mnet025",), True,
                   "RetinaFace MobileNet-0.25 (PyTorch, biubug6 weights)"),
     DetectorEntry("mtcnn", _build_mtcnn, ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"), True,
@@ -130,7 +148,8 @@ def get_detector_entry(name: str) -> DetectorEntry:
 
 
 def create_detector(name: str, *, weights: WeightsArg = None, device: str = "cpu", score_threshold: float | None = None,
-                    max_side: int | None = DEFAULT_MAX_SIDE, **options: Any) -> FaceDetector:
+                    max_side: int | None = DEFAULT_MAX_SIDE, trust_checkpoint: bool = False,
+                    **options: Any) -> FaceDetector:
     """Create a face detector by name.
 
     Args:
@@ -142,6 +161,7 @@ def create_detector(name: str, *, weights: WeightsArg = None, device: str = "cpu
         device: ``cpu``, ``cuda[:i]`` or ``auto`` (PyTorch detectors; the OpenCV ones run on the CPU).
         score_threshold: minimum score kept (detector default when None).
         max_side: images whose longer side exceeds this are downscaled for detection (boxes are mapped back).
+        trust_checkpoint: allow full unpickling of a PyTorch weights file holding Python objects (trusted files only).
         **options: detector-specific settings (see each detector class, e.g. ``min_face_size`` for ``mtcnn``).
 
     Raises:
@@ -149,5 +169,5 @@ def create_detector(name: str, *, weights: WeightsArg = None, device: str = "cpu
         ferkit.errors.WeightsError: weights unavailable (offline and not cached, failed download).
     """
     entry = get_detector_entry(name)
-    return entry.build(weights, device=_resolve_device(device), score_threshold=score_threshold, max_side=max_side,
-                       **options)
+    return entry.build(weights, trust=trust_checkpoint, device=_resolve_device(device), score_threshold=score_threshold,
+                       max_side=max_side, **options)

@@ -22,6 +22,8 @@ SphereFace template shifted by 8 px), scaled to ``size``. ``margin`` m shrinks t
 * ``square`` — square, margin 0.1: generic default when landmarks are unknown.
 * ``none`` — the box resized to ``size`` x ``size`` without keeping the aspect ratio (= the official
   ``Resize((224, 224))``); use with detector ``none`` for images that are already face crops, or CAER-S frames.
+* ``fer2013`` — square, margin 0: the framing of FER2013 / FER+ faces as YuNet sees them (on 495 FER+ Valid faces,
+  YuNet's box is centred on the 48x48 crop and its longer side is 1.03x the crop's, median). ferkit's default model.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ CROP_PRESETS: dict[str, dict[str, Any]] = {
     "rafdb_aligned": {"method": "five_point", "margin": 0.2},
     "affectnet": {"method": "square", "margin": 0.1},
     "none": {"method": "resize", "margin": 0.0},
+    "fer2013": {"method": "square", "margin": 0.0},
 }
 
 METHODS = ("square", "five_point", "resize")

@@ -103,3 +103,23 @@ def plot_tsne(features: np.ndarray, targets: np.ndarray, label_names: Sequence[s
     ax.legend(markerscale=2, fontsize=8, loc="best")
     ax.set_title(title or f"t-SNE of the features before the head ({n} samples)")
     return _save(fig, path)
+
+
+def plot_reliability(rel: Any, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Reliability diagram of a :class:`ferkit.evaluation.calibration.Reliability`: accuracy per confidence bin
+    against the diagonal, with the share of samples per bin underneath."""
+    plt = _pyplot()
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(4.2, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    centres = (rel.edges[:-1] + rel.edges[1:]) / 2
+    width = rel.edges[1] - rel.edges[0]
+    ax.bar(centres, np.nan_to_num(rel.accuracy), width=width, edgecolor="k", alpha=0.8, label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or f"reliability (ECE {100 * rel.ece:.1f} %)")
+    hx.bar(centres, rel.counts / max(rel.counts.sum(), 1), width=width, edgecolor="k", color="gray")
+    hx.set_xlabel("confidence")
+    hx.set_ylabel("share")
+    return _save(fig, path)

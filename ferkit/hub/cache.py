@@ -69,12 +69,12 @@ def read_record(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_record(asset: Asset, path: Path, sha256: str, source: str) -> dict[str, Any]:
-    """Write the sidecar of a file that has just been checked."""
+def write_record(asset: Asset, path: Path, sha256: str, source: str, **extra: Any) -> dict[str, Any]:
+    """Write the sidecar of a file that has just been checked (``extra``: e.g. the conversion it passed)."""
     st = path.stat()
     rec = {"asset": asset.name, "filename": asset.filename, "sha256": sha256, "size": st.st_size,
-           "verified": asset.sha256 == sha256, "source": source, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "mtime_ns": st.st_mtime_ns}
+           "verified": asset.sha256 == sha256, "source": source, "licence": asset.licence,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "mtime_ns": st.st_mtime_ns, **extra}
     data = json.dumps(rec, indent=1).encode()
     atomic_write_bytes(_sidecar(path), lambda f: f.write(data))
     return rec

@@ -50,6 +50,8 @@ def import_weights(path: str | os.PathLike, name: str | None = None, *, cache_di
         WeightsError: hash or size mismatch, unknown hash without ``name``, or unverifiable without opt-in.
     """
     src = Path(path).expanduser()
+    if src.is_dir():
+        src = _ir_xml(src)
     if not src.is_file():
         raise FileNotFoundError(f"weights file not found: {src}")
     digest, size = sha256_file(src), src.stat().st_size
@@ -58,12 +60,40 @@ def import_weights(path: str | os.PathLike, name: str | None = None, *, cache_di
     if not asset.verifiable and not allow_unverified:
         raise WeightsError(f"{asset.name!r} has no published SHA-256, so {src} cannot be verified (its SHA-256 is "
                            f"{digest}); pass allow_unverified=True (CLI --allow-unverified) if you trust the file")
+    extra = _check_converts(asset, src)
     dest = cached_path(asset, cache_dir)
     _atomic_copy(src, dest, digest)
-    write_record(asset, dest, digest, source=str(src.resolve()))
+    write_record(asset, dest, digest, source=str(src.resolve()), **extra)
     if not asset.verifiable:
         log.warning("%s imported WITHOUT a published checksum; recorded SHA-256 %s", asset.name, digest)
+    if asset.companion:
+        companion = get_asset(asset.companion)
+        import_weights(src.with_name(companion.filename), companion.name, cache_dir=cache_dir,
+                       allow_unverified=allow_unverified)
     return dest
+
+
+def _ir_xml(folder: Path) -> Path:
+    """The one ``.xml`` of an OpenVINO IR folder (a folder argument means an IR)."""
+    xmls = sorted(folder.glob("*.xml"))
+    if len(xmls) != 1:
+        raise WeightsError(f"{folder} is a folder: give a weights file, or a folder holding exactly one OpenVINO IR "
+                           f"(.xml + .bin); found {len(xmls)} .xml file(s)")
+    return xmls[0]
+
+
+def _check_converts(asset: Asset, src: Path) -> dict[str, Any]:
+    """For assets in a foreign format: the file must convert (the converter checks the whole architecture)."""
+    if not asset.convert:
+        return {}
+    from ferkit.convert import convert, detect_format
+
+    fmt = detect_format(src)
+    if fmt != asset.convert:
+        raise WeightsError(f"{src} is not a {asset.convert} file (detected: {fmt or 'unknown format'}); "
+                           f"{asset.name!r} is {asset.description}")
+    _, info = convert(src)
+    return {"format": fmt, "converts_to": info["model"], "num_params": info.get("num_params")}
 
 
 def _identify(digest: str, src: Path) -> Asset:

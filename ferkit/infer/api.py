@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ferkit.device import resolve_device
@@ -18,19 +19,22 @@ from ferkit.infer.recognizer import Recognizer
 log = logging.getLogger(__name__)
 
 
-def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str | os.PathLike | None = None,
-         detector: Any = "retinaface", device: str = "auto", backend: str | None = None, batch_size: int = 8,
+def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str | os.PathLike | None = None,
+         detector: Any = "yunet", device: str = "auto", backend: str | None = None, batch_size: int = 8,
          precision: str = "fp32", crop: Any = "auto", logits: bool = False, channel_order: str = "rgb",
          detector_weights: Any = None, score_threshold: float | None = None, max_side: int | None = None,
-         trust_checkpoint: bool = False, optimize: bool = True, **model_overrides: Any) -> Recognizer:
+         trust_checkpoint: bool = False, optimize: bool = True, allow_unverified: bool = False,
+         **model_overrides: Any) -> Recognizer:
     """Load a facial-expression recognizer.
 
     Args:
         model: registered name (``"poster_v2"``, ``"mpa_fer_vit_b16"``), pretrained ``arch.tag``
             (``"poster_v2.rafdb"``), a ``.onnx`` file exported by ``ferkit export onnx``, or a ferkit model object.
+            ``None``: ferkit's default model (``ferkit.hub.DEFAULT_MODEL``, shipped in the package, trained on FER+).
         checkpoint: ferkit or official checkpoint for a registered name.
-        detector: ``"retinaface"`` | ``"yunet"`` | ``"mtcnn"`` | ``"haar"`` | ``"none"`` (alias ``"skip"``: every
-            image is one pre-cropped face), an object with ``detect(rgb) -> list[Face]``, or a callable returning boxes.
+        detector: ``"yunet"`` (default; its weights ship with ferkit) | ``"retinaface"`` | ``"mtcnn"`` | ``"haar"`` |
+            ``"none"`` (alias ``"skip"``: every image is one pre-cropped face), an object with
+            ``detect(rgb) -> list[Face]``, or a callable returning boxes.
         device: ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
         backend: ``"torch"`` or ``"onnx"`` (default: ``"onnx"`` for a ``.onnx`` path, else ``"torch"``).
         batch_size: images read and faces classified per step.
@@ -40,6 +44,7 @@ def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str 
         logits: add raw logits to every face. channel_order: ``"rgb"`` or ``"bgr"`` for numpy inputs.
         detector_weights, score_threshold, max_side: passed to :func:`ferkit.detect.create_detector`.
         trust_checkpoint: allow unpickling a legacy checkpoint (trusted files only).
+        allow_unverified: let a pretrained ``model`` download weights without a published SHA-256.
         optimize: run the ``for_inference`` copy of the model (BatchNorm folded, channels-last).
         **model_overrides: model options for ``create_model`` (e.g. ``clip_weights=PATH`` for MPA-FER).
 
@@ -48,6 +53,12 @@ def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str 
         >>> rec.predict("photo.jpg").faces[0].label
         'happiness'
     """
+    if model is None:
+        if checkpoint is not None:
+            raise ValueError("checkpoint= needs the model it belongs to (model='poster_v2', ...)")
+        from ferkit.hub.pretrained import DEFAULT_MODEL
+
+        model = DEFAULT_MODEL
     onnx_path = _onnx_path(model)
     backend = backend or ("onnx" if onnx_path else "torch")
     if backend not in ("torch", "onnx"):
@@ -62,14 +73,16 @@ def load(model: str | os.PathLike | nn.Module = "poster_v2", *, checkpoint: str 
         raise FileNotFoundError(f"exported model not found: {onnx_path}")
     torch_device = resolve_device(device)  # validates the string before anything expensive happens
     det, det_name = make_detector(detector, weights=detector_weights, device=str(torch_device),
-                                  score_threshold=score_threshold, max_side=max_side)
+                                  score_threshold=score_threshold, max_side=max_side,
+                                  trust_checkpoint=trust_checkpoint)
     if backend == "onnx":
         clf = OnnxBackend(onnx_path, device=device)
     else:
-        net = model if isinstance(model, nn.Module) else _create(str(model), checkpoint, trust_checkpoint,
-                                                                 model_overrides)
+        net = model if isinstance(model, nn.Module) else _create(
+            str(model), checkpoint, trust_checkpoint, dict(model_overrides, allow_unverified=allow_unverified))
         clf = TorchBackend(net, device=torch_device, precision=precision, optimize=optimize)
-    crop_cfg = resolve_crop(crop, detector_name=det_name, pretrained_crop=_pretrained_crop(model))
+    crop_cfg = resolve_crop(crop, detector_name=det_name,
+                            pretrained_crop=_pretrained_crop(model) or clf.data_config.get("crop"))
     return Recognizer(clf, det, detector_name=det_name, crop=crop_cfg, batch_size=batch_size, logits=logits,
                       channel_order=channel_order)
 
@@ -78,8 +91,14 @@ def _create(name: str, checkpoint: Any, trust: bool, overrides: dict[str, Any]) 
     from ferkit.models import create_model
 
     if checkpoint is None and "." not in name:
-        log.warning("model %r has no trained weights (no checkpoint given): its predictions are meaningless; pass "
-                    "checkpoint=PATH or a pretrained name such as 'poster_v2.rafdb'", name)
+        from ferkit.hub.pretrained import DEFAULT_MODEL
+
+        log.warning("model %r has no trained weights (no checkpoint given): its predictions are meaningless and "
+                    "marked 'untrained'; pass checkpoint=PATH, or use a pretrained name (default: %s; "
+                    "`ferkit models --pretrained` lists them)", name, DEFAULT_MODEL)
+        with torch.random.fork_rng():  # the same random weights on every run (seeded), the caller's RNG untouched
+            torch.manual_seed(0)
+            return create_model(name, checkpoint=checkpoint, trust_checkpoint=trust, **overrides)
     return create_model(name, checkpoint=checkpoint, trust_checkpoint=trust, **overrides)
 
 

@@ -40,6 +40,7 @@ class TorchBackend:
         self.label_names = tuple(model.label_names)
         self.data_config = dict(model.data_config)
         self.model_name = getattr(model, "model_name", type(model).__name__)
+        self.untrained = bool(getattr(model, "untrained", False))
         model = for_inference(model) if optimize else model.eval()
         self.model = model.to(self.device)
         if hasattr(self.model, "prepare_inference"):  # MPA-FER: compute the class text features once
@@ -73,6 +74,10 @@ class OnnxBackend:
         self.label_names = tuple(meta["label_names"])
         self.data_config = dict(meta["data_config"])
         self.model_name = meta.get("model", self.path.stem)
+        self.untrained = bool(meta.get("untrained", False))
+        if self.untrained:
+            log.warning("%s was exported from an UNTRAINED model (random weights): its predictions are meaningless",
+                        self.path)
         self.device = resolve_device(device)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())

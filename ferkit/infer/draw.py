@@ -25,13 +25,17 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
+UNTRAINED_NOTE = "UNTRAINED MODEL - random weights, meaningless scores"
+
+
 def annotate(image: np.ndarray, faces: Sequence[FaceResult], *, bars: bool = True,
-             top: int | None = None) -> np.ndarray:
+             top: int | None = None, untrained: bool = False) -> np.ndarray:
     """Draw the faces on a copy of ``image``.
 
     Args:
         image: RGB uint8 (H, W, 3). faces: recognizer results for this image.
         bars: draw the per-label probability bars next to each box. top: only the ``top`` most likely labels.
+        untrained: draw a red banner saying the model is untrained (``Record.untrained``).
 
     Returns:
         The annotated RGB uint8 copy.
@@ -48,6 +52,10 @@ def annotate(image: np.ndarray, faces: Sequence[FaceResult], *, bars: bool = Tru
         _label(draw, f"{face.label} {face.label_score:.2f}", (x1, y1), colour, font)
         if bars:
             _bars(draw, face, (x2 + 2 * unit, y1), font, unit, top, w)
+    if untrained:
+        left, top_, right, bottom = draw.textbbox((0, 0), UNTRAINED_NOTE, font=font)
+        draw.rectangle([0, 0, w, bottom - top_ + 8], fill=(200, 0, 0))
+        draw.text((4 - left, 4 - top_), UNTRAINED_NOTE, fill=(255, 255, 255), font=font)
     return np.asarray(pil)
 
 

@@ -62,6 +62,7 @@ class Recognizer:
         self.crop = dict(crop)
         self.preprocessor = Preprocessor(backend.data_config, crop)
         self.batch_size, self.logits, self.channel_order = int(batch_size), bool(logits), channel_order
+        self.untrained = bool(getattr(backend, "untrained", False))
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -128,7 +129,7 @@ class Recognizer:
     def prepare(self, item: inputs.InputItem, *, boxes: Sequence[Any] | None = None,
                 channel_order: str | None = None) -> Frame:
         """Read and detect one input; failures are recorded in ``record.error``."""
-        frame = Frame(Record(item.name))
+        frame = Frame(Record(item.name, untrained=self.untrained))
         try:
             rgb = inputs.read_rgb(item, channel_order=channel_order or self.channel_order)
             frame.faces = [as_face(b) for b in boxes] if boxes is not None else self.detect(rgb)

@@ -63,6 +63,8 @@ class Record:
         input: path or description of the input. faces: detected faces, best detection first.
         error: None, or a message saying what was wrong with this input. frame / timestamp: video frames only
             (frame index from 0, seconds from the start).
+        untrained: the model's classifier was never trained (random weights): written as ``"untrained": true``
+            (the key is absent for trained models), drawn as a banner on annotated images.
     """
 
     input: str
@@ -70,6 +72,7 @@ class Record:
     error: str | None = None
     frame: int | None = None
     timestamp: float | None = None
+    untrained: bool = False
 
     @property
     def ok(self) -> bool:
@@ -82,6 +85,8 @@ class Record:
             out["timestamp"] = None if self.timestamp is None else round(float(self.timestamp), 6)
         out["faces"] = [f.to_dict() for f in self.faces]
         out["error"] = self.error
+        if self.untrained:
+            out["untrained"] = True
         return out
 
 

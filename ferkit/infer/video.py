@@ -2,7 +2,11 @@
 
 Frames are decoded one at a time and recognised in batches of ``batch_size`` sampled frames; nothing holds the whole
 video. A file that cannot be opened, has no readable frame, or stops before the frame count in its header (truncated
-or corrupt) ends with an error record (``frame`` = the first frame that could not be read).
+or corrupt) ends with an error record (``frame`` = the first frame that could not be read) and one warning line.
+
+FFmpeg's own log (OpenCV's video backend) is silenced: a damaged file would otherwise print a line per broken
+macroblock, thousands for a long video. To see it again, set ``OPENCV_FFMPEG_LOGLEVEL`` (e.g. ``16`` for errors)
+before the first video is opened; OpenCV then prints FFmpeg's messages on stdout.
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from ferkit.infer.records import Record
 log = logging.getLogger(__name__)
 
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".m4v": "mp4v", ".mov": "mp4v"}
+#: AV_LOG_QUIET. OpenCV reads ``OPENCV_FFMPEG_LOGLEVEL`` once, when its FFmpeg backend is first used in the process.
+FFMPEG_LOGLEVEL = "-8"
 
 
 def import_cv2() -> Any:
+    """``cv2``, with FFmpeg's decoder log silenced unless the user set ``OPENCV_FFMPEG_LOGLEVEL``."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_LOGLEVEL)
     try:
         import cv2
     except ImportError as e:
@@ -136,6 +144,8 @@ def predict_video(recognizer: Recognizer, source: Any, *, every: int = 1, max_fr
         src = VideoSource(source)
     except (OSError, ValueError) as e:
         cam = camera_index(source)
+        if cam is None:
+            log.warning("%s", e)
         yield Record(str(source) if cam is None else f"camera:{cam}", error=error_message(e), frame=0, timestamp=0.0)
         return
     stream = _FrameStream(recognizer, src, int(every), max_frames, out, progress)
@@ -183,7 +193,8 @@ class _FrameStream:
             yield end
 
     def _frame(self, rgb: np.ndarray, index: int) -> Frame:
-        frame = Frame(Record(self.src.name, frame=index, timestamp=self.src.timestamp(index)))
+        frame = Frame(Record(self.src.name, frame=index, timestamp=self.src.timestamp(index),
+                             untrained=self.rec.untrained))
         try:
             frame.faces = self.rec.detect(rgb)
             frame.rgb = rgb
@@ -205,7 +216,7 @@ class _FrameStream:
         for rgb, owner in self.to_write:
             if owner >= 0:
                 self.latest = frames[owner].record.faces
-            self.output.write(annotate(rgb, self.latest))
+            self.output.write(annotate(rgb, self.latest, untrained=self.rec.untrained))
 
     def _end_error(self, read: int, processed: int) -> Record | None:
         if self.max_frames is not None and processed >= self.max_frames:
@@ -220,6 +231,8 @@ class _FrameStream:
         else:
             return None
         self.failed = True
+        if self.src.camera is None:
+            log.warning("video %s: %s", self.src.name, msg)
         return Record(self.src.name, error=msg, frame=read, timestamp=self.src.timestamp(read))
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def create_model(name: str, *, num_classes: int | None = None, label_names: Sequence[str] | str | None = None,
                  checkpoint: str | os.PathLike | Mapping[str, Any] | None = None, trust_checkpoint: bool = False,
-                 reset_head: bool = False, **overrides: Any) -> nn.Module:
+                 reset_head: bool = False, allow_unverified: bool = False, **overrides: Any) -> nn.Module:
     """Create a registered model, optionally loading a checkpoint.
 
     Args:
@@ -30,6 +30,7 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
         checkpoint: path (or already-read dict) of an official or ferkit checkpoint.
         trust_checkpoint: allow full unpickling of legacy checkpoints with Python objects (unsafe for untrusted files).
         reset_head: keep everything but the classifier (fine-tuning on another label set).
+        allow_unverified: let a pretrained ``name.tag`` download weights that have no published SHA-256.
         **overrides: model config fields (see the model's config dataclass), e.g. ``vit_depth=4``.
     """
     base, _, tag = name.partition(".")
@@ -39,7 +40,9 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
             raise ValueError(f"give either a pretrained tag ({name!r}) or checkpoint=, not both")
         from ferkit.hub import resolve_pretrained
 
-        checkpoint, pcfg = resolve_pretrained(name)
+        checkpoint, pcfg = resolve_pretrained(name, allow_unverified=allow_unverified)
+        if pcfg.head == "aux":
+            checkpoint = promote_aux_head(read_checkpoint(checkpoint, trust=trust_checkpoint))
         label_names = pcfg.label_names if label_names is None else label_names
     ckpt, args = None, dict(entry.defaults)
     if checkpoint is not None:
@@ -55,6 +58,7 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
     model.model_name = base
     if ckpt is not None:
         model.load_report = entry.adapter.load(model, ckpt, reset_head=reset_head)
+    model.untrained = ckpt is None or reset_head
     return model
 
 
@@ -92,3 +96,19 @@ def _classes_from_checkpoint(info: dict[str, Any], num_classes: int | None, labe
         log.warning("checkpoint carries no label names; assuming the %s order %s (pass label_names= to override)",
                     "RAF-DB" if ck_n == 7 else "AffectNet", list(label_names))
     return num_classes, label_names
+
+
+def promote_aux_head(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """A ferkit checkpoint whose auxiliary head (``aux_head.*``, ``model_args["aux_head"]`` = its label order)
+    becomes the classifier, with that order's label names; the main head is dropped."""
+    ckpt = dict(ckpt)
+    args = dict(ckpt.get("model_args") or {})
+    order = args.get("aux_head")
+    sd = dict(ckpt.get("state_dict") or {})
+    if not order or "aux_head.weight" not in sd:
+        raise CheckpointError("this checkpoint has no auxiliary head to use as its classifier")
+    for part in ("weight", "bias"):
+        sd[f"head.{part}"] = sd.pop(f"aux_head.{part}")
+    args["aux_head"] = None
+    ckpt.update(state_dict=sd, model_args=args, label_names=list(_labels.order(order)))
+    return ckpt

@@ -20,10 +20,13 @@ class FerModel(nn.Module):
     Attributes:
         model_name: registry name. label_names: ordered canonical class names (index -> name).
         data_config: input preprocessing (``input_size``, ``mean``, ``std``, ``interpolation``, ``family``).
+        untrained: set by ``create_model`` when no trained head was loaded; inference marks such outputs.
     """
 
     model_name: str = ""
     data_config: dict[str, Any] = {}
+    #: True when the classifier was never trained (no checkpoint, or a reset head): outputs are meaningless.
+    untrained: bool = False
 
     def _set_labels(self, label_names: Sequence[str] | str | None, num_classes: int | None, default: Sequence[str]):
         if isinstance(label_names, str):

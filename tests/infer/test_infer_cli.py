@@ -94,8 +94,10 @@ def test_errors_give_exit_code_2_and_a_message(capsys, tmp_path, tiny_ckpt, post
     code, _, err = run(capsys, "predict", "x.jpg", "--model", TINY, "--checkpoint", tmp_path / "nope.pt",
                        "--detector", "none")
     assert code == 2 and "nope.pt" in err
-    code, _, err = run(capsys, "predict", "x.jpg", "--model", TINY, "--checkpoint", tiny_ckpt)  # offline, not cached
+    code, _, err = run(capsys, "predict", "x.jpg", "--model", TINY, "--checkpoint", tiny_ckpt,
+                       "--detector", "retinaface")  # offline, not cached
     assert code == 2 and "retinaface" in err and "ferkit weights import" in err
+    assert "--detector yunet" in err  # the detector that ships with ferkit is named as the way out
     code, _, err = run(capsys, "export", "onnx", "--model", TINY, "--checkpoint", tiny_ckpt, "--out", tmp_path / "m.pb")
     assert code == 2 and "must end with .onnx" in err
 

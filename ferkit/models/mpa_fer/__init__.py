@@ -26,7 +26,8 @@ def _weights_hint(arch: ClipArch) -> str:
                 "clip_weights=PATH")
     return (f"MPA-FER runs on frozen CLIP {arch.name} weights, which ferkit does not bundle: run "
             f"`ferkit weights download {arch.weights_name}`, or pass clip_weights=PATH (OpenAI's {arch.name}.pt or an "
-            f"open_clip {arch.name} file; CLI: --set clip_weights=PATH). clip_weights='random' builds a randomly "
+            f"open_clip {arch.name} file; CLI: --set clip_weights=PATH, ferkit train: --set "
+            "model.options.clip_weights=PATH). clip_weights='random' builds a randomly "
             "initialised CLIP for tests, timing and `ferkit info` only")
 
 

@@ -46,6 +46,10 @@ class PosterV2Config:
         input_size: working resolution of both streams (official: 112, reached by a nearest resize of the input).
         aux_head: a data-set label order (``"fer2013"``) for a second classifier on the same features, trained on
             that data set's labels (``forward_aux``); ``None`` (official) builds none. aux_weight: its loss weight.
+        grayscale: the weights were trained on grey faces (FER2013): ``data_config`` asks for grey input, so
+            training, evaluation and inference transforms convert every face to 3-channel grey.
+        crop: the face-crop preset of the training images (``ferkit.detect.CROP_PRESETS``), carried in
+            ``data_config`` so that inference crops faces the same way (``None``: unknown).
     """
 
     window_size: tuple[int, int, int] = MAPS
@@ -65,6 +69,8 @@ class PosterV2Config:
     input_size: int = 112
     aux_head: str | None = None
     aux_weight: float = 1.0
+    grayscale: bool = False
+    crop: str | None = None
 
     @property
     def official_streams(self) -> bool:
@@ -139,7 +145,8 @@ class PosterV2(FerModel):
         img_spec, img_cls = IMAGE_STREAMS[cfg.image_stream]
         self.data_config = {"input_size": 224 if cfg.official_streams else cfg.input_size,
                             "mean": img_spec.spec.mean, "std": img_spec.spec.std,
-                            "interpolation": "bilinear", "family": "poster_v2"}
+                            "interpolation": "bilinear", "family": "poster_v2", "grayscale": cfg.grayscale,
+                            "crop": cfg.crop}
         self.scales = (0, 1, 2) if cfg.multi_scale else (2,)
         self.maps = cfg.maps()
         d = cfg.embed_dim

@@ -30,6 +30,10 @@ def read_stream_state(source: str | os.PathLike | Mapping[str, torch.Tensor], *,
     from ferkit.convert import convert, detect_format
 
     path = Path(source)
+    if not path.exists() and isinstance(source, str) and "/" not in source and "." not in source:
+        from ferkit.hub import get_weights
+
+        path = get_weights(source)  # a weights asset name (``ferkit weights list``), from the cache
     if detect_format(path):
         return convert(path)
     if path.suffix == ".safetensors":
