@@ -33,6 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder with data/ferplus, data/fer2013")
     p.add_argument("--out", default=None, help="folder for the PNG figures (none: no figures)")
     p.add_argument("--json", default=None, help="write all numbers here")
+    p.add_argument("--tta", action="store_true", help="also score the FER+ head with horizontal-flip averaging")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args()
@@ -59,8 +60,10 @@ def load_models(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
 
 
 @torch.no_grad()
-def probabilities(model: torch.nn.Module, dataset, batch_size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Softmax outputs (N, K) in the model's label order, dataset targets (N,), seconds."""
+def probabilities(model: torch.nn.Module, dataset, batch_size: int, flip: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Softmax outputs (N, K) in the model's label order, dataset targets (N,), seconds. ``flip``: the mean of the
+    softmax of each image and of its mirror image (test-time augmentation)."""
     from torch.utils.data import DataLoader
 
     from ferkit.data.transforms import build_eval_transform
@@ -70,7 +73,10 @@ def probabilities(model: torch.nn.Module, dataset, batch_size: int) -> tuple[np.
     probs, targets = [], []
     start = time.perf_counter()
     for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
-        probs.append(model(x).float().softmax(1).numpy())
+        p = model(x).float().softmax(1)
+        if flip:
+            p = (p + model(x.flip(3)).float().softmax(1)) / 2
+        probs.append(p.numpy())
         targets.append(y.numpy())
     return np.concatenate(probs), np.concatenate(targets), time.perf_counter() - start
 
@@ -109,6 +115,12 @@ def evaluate_all(args: argparse.Namespace) -> dict:
                 r = score(probs, targets, model.label_names, ds.label_names, mask)
                 r["images_per_second"] = len(ds) / secs
                 results[f"{head} | {data_name}{suffix}"] = r
+    if args.tta:
+        head, model = next(iter(load_models(args).items()))
+        probs, targets, secs = probabilities(model, fp, args.batch_size, flip=True)
+        r = score(probs, targets, model.label_names, fp.label_names)
+        r["images_per_second"] = len(fp) / secs
+        results[f"{head} + flip TTA | FER+ Valid (majority)"] = r
     return results
 
 

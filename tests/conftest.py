@@ -1,4 +1,8 @@
-"""Shared fixtures. Tests run on CPU with 2 threads; real-data tests skip when ../shared is absent."""
+"""Shared fixtures. Tests run on CPU with 2 threads; real-data tests skip when ../shared is absent.
+
+In CI (``CI=true``) a test marked ``required_in_ci`` that skips fails instead (the skip reason is kept), and the
+terminal summary lists the skips and their reasons; tests that need ``../shared`` data may still skip there.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,46 @@ FER2013 = SHARED / "data" / "fer2013"
 SHARED_WEIGHTS = SHARED / "weights"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "required_in_ci: must run in CI (CI=true): a skip there is a failure")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """With CI=true, turn the skip of a ``required_in_ci`` test into a failure that names the skip reason."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and item.get_closest_marker("required_in_ci") is not None:
+        reason = _skip_reason(report)
+        report.outcome = "failed"
+        report.longrepr = f"required in CI but skipped: {reason}"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Count the skips by reason (``-ra`` lists each one); in CI say that required tests cannot skip."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for rep in skipped:
+        reason = _skip_reason(rep)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section(f"{len(skipped)} skipped test(s) by reason")
+    for reason, n in sorted(reasons.items(), key=lambda r: -r[1]):
+        terminalreporter.line(f"{n:4d}  {reason}")
+    if in_ci():
+        terminalreporter.line("CI=true: tests marked required_in_ci fail instead of skipping")
 
 
 @pytest.fixture

@@ -115,8 +115,10 @@ def test_grayscale_input_and_presets():
     gray = _gradient_image()[:, :, 0]
     crop = crop_face(gray, (20, 10, 120, 60), size=32)
     assert crop.shape == (32, 32, 3) and (crop[..., 0] == crop[..., 2]).all()
-    assert set(CROP_PRESETS) == {"square", "rafdb_aligned", "affectnet", "none"}
+    assert set(CROP_PRESETS) == {"square", "rafdb_aligned", "affectnet", "fer2013", "none"}
     face = Face(box=(20.0, 10.0, 120.0, 60.0), score=1.0)
+    np.testing.assert_array_equal(crop_preset(gray, face, "fer2013", size=32),
+                                  crop_face(gray, face, size=32, method="square", margin=0.0))
     np.testing.assert_array_equal(crop_preset(gray, face, "none", size=32),
                                   crop_face(gray, face, size=32, method="resize", margin=0.0))
 

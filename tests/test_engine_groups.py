@@ -78,3 +78,25 @@ def test_freeze_and_lr_scales_in_a_run(tmp_path: Path) -> None:
     assert not torch.equal(before["head.weight"], after["head.weight"])
     with pytest.raises(ConfigError, match="no parameter name starts with 'bodyy'"):
         train(load_config(overrides={**overrides, "model.freeze": ["bodyy"], "output.dir": str(tmp_path / "r2")}))
+
+
+def test_checkpoint_carries_the_training_input(tmp_path: Path) -> None:
+    """A run fed 24-px grey inputs saves that preprocessing; the loaded model (eval / predict / export) uses it."""
+    import ferkit
+    from ferkit.checkpoint import read_checkpoint
+    from ferkit.data.transforms import build_eval_transform
+
+    root = make_folder_dataset(tmp_path / "data")
+    overrides = tiny_overrides(root, tmp_path / "run", **{
+        "plugins": [], "train.epochs": 1, "data.train_transform": {"input_size": 24, "grayscale": True},
+        "data.eval_transform": {"input_size": 24, "grayscale": True}})
+    train(load_config(overrides=overrides))
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["data_config"]["input_size"] == 24 and ckpt["data_config"]["grayscale"] is True
+    model = ferkit.create_model("tiny_fer", checkpoint=tmp_path / "run" / "last.pt")
+    assert model.data_config["input_size"] == 24 and model.data_config["grayscale"] is True
+    assert ferkit.create_model("tiny_fer").data_config["input_size"] == 16  # the model's own default
+    from PIL import Image
+
+    x = build_eval_transform(model.data_config)(Image.new("RGB", (50, 50), (200, 10, 10)))
+    assert x.shape == (3, 24, 24) and torch.equal(x[0], x[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_poster_v2_recipes_follow_the_official_code(fname, dataset, lr, sampler,
     assert cfg.model.options["landmark_bn_mode"] == "train"
     assert cfg.follows == "code" and cfg.targets["accuracy"] > 60
     paper = load_config(CONFIGS / fname, {"optim.weight_decay": 1e-4})  # the paper's reading: one override away
-    assert paper.optim.weight_decay == 1e-4
+    assert paper.optim.weight_decay == 1e-4 and paper != cfg
+    assert replace(paper, optim=replace(paper.optim, weight_decay=0.0)) == cfg  # and nothing else moved
     assert LRSchedule(cfg.schedule, lr, 200).lr_at(199) == pytest.approx(lr * 0.98 ** 199)
 
 
@@ -63,7 +65,9 @@ def test_mpa_fer_recipes_follow_the_paper(fname, dataset, epochs, sampler):
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.precision) == (epochs, 32, "auto")
     sched = LRSchedule(s, 0.032, epochs)
     assert sched.lr_at(0) == 1e-5 and sched.lr_at(1) == pytest.approx(0.032)
-    assert load_config(CONFIGS / fname, {"model.name": "mpa_fer_vit_l14"}).model.name == "mpa_fer_vit_l14"
+    large = load_config(CONFIGS / fname, {"model.name": "mpa_fer_vit_l14"})
+    assert large.model.name == "mpa_fer_vit_l14"
+    assert replace(large, model=replace(large.model, name=cfg.model.name)) == cfg
 
 
 def test_cpu_demo_config_is_small():

@@ -123,7 +123,7 @@ _LIST = [
           "converted by ferkit.convert.facemesh", convert="facemesh_tflite"),
     Asset("mobilefacenet_ir", "mobilefacenet.xml",
           (f"{_GH}/cunjian/pytorch_face_landmark/raw/master/openvino/mobilefacenet.xml",),
-          "068184d8abaa368617f8b22db2ac25bc6d510d43638aa4666b8bf82dfeea05ec", None,
+          "068184d8abaa368617f8b22db2ac25bc6d510d43638aa4666b8bf82dfeea05ec", 137013,
           "none stated by cunjian/pytorch_face_landmark: import for your own use, never redistributed",
           f"{_GH}/cunjian/pytorch_face_landmark",
           "POSTER++'s 68-point MobileFaceNet as its author's OpenVINO IR (FP16, BN folded): the official landmark "
@@ -131,7 +131,7 @@ _LIST = [
           convert="mobilefacenet_ir", companion="mobilefacenet_ir_bin"),
     Asset("mobilefacenet_ir_bin", "mobilefacenet.bin",
           (f"{_GH}/cunjian/pytorch_face_landmark/raw/master/openvino/mobilefacenet.bin",),
-          "a2850470165cd470daf5b5512875ccc03d5c05216ab06b03af03ec87fb0323a2", None,
+          "a2850470165cd470daf5b5512875ccc03d5c05216ab06b03af03ec87fb0323a2", 2010296,
           "none stated by cunjian/pytorch_face_landmark: import for your own use, never redistributed",
           f"{_GH}/cunjian/pytorch_face_landmark", "weights of mobilefacenet_ir (OpenVINO IR .bin)", "backbone"),
     *(Asset(f"poster_v2.{tag}", f"poster_v2_{tag}.pth", (_gdrive(fid),), None, None, _POSTER_LICENCE, _POSTER,

@@ -58,6 +58,7 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
     model.model_name = base
     if ckpt is not None:
         model.load_report = entry.adapter.load(model, ckpt, reset_head=reset_head)
+        _restore_data_config(model, ckpt)
     model.untrained = ckpt is None or reset_head
     return model
 
@@ -112,3 +113,26 @@ def promote_aux_head(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     args["aux_head"] = None
     ckpt.update(state_dict=sd, model_args=args, label_names=list(_labels.order(order)))
     return ckpt
+
+
+def _restore_data_config(model: nn.Module, ckpt: Mapping[str, Any]) -> None:
+    """The preprocessing a ferkit checkpoint was trained with (``data_config``: input size, mean / std,
+    interpolation, grey, crop) replaces the model's defaults, with a log line when it differs. A saved ``None``
+    (e.g. no crop rule: training read pre-cropped faces) keeps the model's value."""
+    saved = ckpt.get("data_config")
+    if not isinstance(saved, Mapping):
+        return
+    current = dict(getattr(model, "data_config", {}))
+    changed = {k: v for k, v in saved.items()
+               if k in KNOWN_DATA_KEYS and v is not None and _norm(current.get(k)) != _norm(v)}
+    if changed:
+        log.info("using the checkpoint's preprocessing %s (model default: %s)", changed,
+                 {k: current.get(k) for k in changed})
+        model.data_config = {**current, **{k: tuple(v) if isinstance(v, list) else v for k, v in changed.items()}}
+
+
+KNOWN_DATA_KEYS = ("input_size", "mean", "std", "interpolation", "grayscale", "crop")
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, (tuple, list)) else v

@@ -172,10 +172,21 @@ class Trainer:
         from ferkit.data.transforms import build_transform
 
         d, dc = self.cfg.data, self.model.data_config
+        self._record_eval_input()
         if getattr(self.train_set, "transform", None) is None:
             self.train_set.transform = build_transform(dc, True, dataset=d.name, **d.train_transform)
         if self.val_set is not None and getattr(self.val_set, "transform", None) is None:
             self.val_set.transform = build_transform(dc, False, dataset=d.name, **d.eval_transform)
+
+    def _record_eval_input(self) -> None:
+        """Write the run's evaluation input (size, normalisation, interpolation, grey) into the model's
+        ``data_config``, which its checkpoints carry: eval / predict / export then feed what training fed."""
+        from ferkit.data.transforms import resolve_transform_config
+
+        t = resolve_transform_config(self.model.data_config, False, dataset=self.cfg.data.name,
+                                     **self.cfg.data.eval_transform)
+        self.model.data_config = {**self.model.data_config, "input_size": t.input_size, "mean": tuple(t.mean),
+                                  "std": tuple(t.std), "interpolation": t.interpolation, "grayscale": t.grayscale}
 
     def _trainable(self) -> list[dict[str, Any]]:
         """Parameter groups: one per ``optim.lr_scales`` factor in use (``lr_scale`` read by ``set_lr``)."""

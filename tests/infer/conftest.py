@@ -1,5 +1,6 @@
 """Fixtures for the inference tests: one untrained POSTER++ (non-trivial fusion and head weights) shared by the
-session, a PyTorch backend built once, real photographs from scikit-image, helpers to make recognizers quickly."""
+session, a PyTorch backend built once, real photographs packaged with ferkit (no optional package, no shared data),
+the packaged YuNet detector, helpers to make recognizers quickly."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ferkit.infer.detection import make_detector
 from ferkit.infer.preprocess import resolve_crop
 from ferkit.infer.recognizer import Recognizer
 
-YUNET = "face_detection_yunet_2023mar.onnx"
+EXAMPLES = Path(ferkit.__file__).parent / "resources" / "examples"
 
 register_tiny()
 
@@ -78,17 +79,19 @@ def make_rec(backend, request):
 
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory) -> dict[str, Path]:
-    """Real photographs shipped with scikit-image: two with one face each, one without a face."""
-    skd = pytest.importorskip("skimage.data")
+    """Real photographs from ``ferkit/resources/examples``: ``astronaut`` (512x512 RGB JPEG, one face), ``grey``
+    (Grace Hopper as an 8-bit grey PNG, 512x600, one face) and ``no_face`` (the astronaut's lower half, no face)."""
     folder = tmp_path_factory.mktemp("photos")
-    out = {"astronaut": folder / "astronaut.jpg", "camera": folder / "camera.png", "coffee": folder / "coffee.jpg"}
-    Image.fromarray(skd.astronaut()).save(out["astronaut"], quality=95)
-    Image.fromarray(skd.camera()).save(out["camera"])
-    Image.fromarray(skd.coffee()).save(out["coffee"], quality=95)
+    out = {"astronaut": folder / "astronaut.jpg", "grey": folder / "grey.png", "no_face": folder / "no_face.jpg"}
+    out["astronaut"].write_bytes((EXAMPLES / "astronaut.jpg").read_bytes())
+    Image.open(EXAMPLES / "grace_hopper.jpg").convert("L").save(out["grey"])
+    astro = Image.open(EXAMPLES / "astronaut.jpg")
+    astro.crop((0, 280, 512, 512)).save(out["no_face"], quality=95)
     return out
 
 
 @pytest.fixture
-def yunet(shared_weights):
+def yunet():
+    """YuNet with the weights that ship with ferkit."""
     pytest.importorskip("cv2")
-    return create_detector("yunet", weights=shared_weights / YUNET)
+    return create_detector("yunet")

@@ -88,19 +88,25 @@ def test_stub_detector_boxes_batching_and_explicit_boxes(photos, make_rec):
     assert fn_rec.predict(photos["astronaut"]).faces[0].box == (180.0, 60.0, 270.0, 180.0) and calls == [(512, 512, 3)]
 
 
-def test_real_detector_on_photos_and_no_face_is_empty(photos, make_rec, yunet, shared_weights):
+@pytest.mark.required_in_ci
+def test_real_detector_on_photos_and_no_face_is_empty(photos, make_rec, yunet):
     rec = make_rec(yunet, name="yunet")
-    astro, camera, coffee = rec.predict([photos["astronaut"], photos["camera"], photos["coffee"]])
-    assert len(astro.faces) == 1 and len(camera.faces) == 1
-    assert coffee.faces == [] and coffee.error is None
+    astro, grey, no_face = rec.predict([photos["astronaut"], photos["grey"], photos["no_face"]])
+    assert len(astro.faces) == 1 and len(grey.faces) == 1
+    assert no_face.faces == [] and no_face.error is None
     assert len(astro.faces[0].landmarks) == 5
-    # the face box agrees with an independent detector (RetinaFace) on the same photo
-    retina = ferkit.detect.create_detector("retinaface", weights=shared_weights / "retinaface_mobilenet0.25_Final.pth")
-    other = retina.detect(np.asarray(Image.open(photos["astronaut"])))[0].box
-    assert _iou(astro.faces[0].box, other) > 0.7
+    assert _iou(astro.faces[0].box, (181, 72, 267, 180)) > 0.7  # the face read by eye (tests/test_detect_real.py)
     assert rec.crop["preset"] == "square"
 
 
+def test_yunet_box_agrees_with_retinaface(photos, yunet, shared_weights):
+    """The face box agrees with an independent detector (RetinaFace, weights from ../shared) on the same photo."""
+    retina = ferkit.detect.create_detector("retinaface", weights=shared_weights / "retinaface_mobilenet0.25_Final.pth")
+    astro = np.asarray(Image.open(photos["astronaut"]))
+    assert _iou(yunet.detect(astro)[0].box, retina.detect(astro)[0].box) > 0.7
+
+
+@pytest.mark.required_in_ci
 def test_large_image_boxes_in_original_pixels(photos, make_rec, yunet, tmp_path):
     """A 6000x4000 photo: detection runs downscaled, boxes come back in the original pixels."""
     astro = Image.open(photos["astronaut"])
@@ -133,7 +139,7 @@ def test_bad_inputs_get_messages_and_the_batch_continues(fer2013_root, make_rec,
 
 
 def test_grayscale_rgba_and_16bit_inputs_equal_their_8bit_rgb_versions(photos, make_rec, tmp_path):
-    gray8 = np.asarray(Image.open(photos["camera"]))[::8, ::8]  # 64x64, real photo, 8-bit grey
+    gray8 = np.asarray(Image.open(photos["grey"]))[::8, ::8]  # 75x64, real photo, 8-bit grey
     Image.fromarray(gray8.astype(np.uint16) * 257).save(tmp_path / "g16.png")
     rgba = np.dstack([np.repeat(gray8[..., None], 3, 2), np.full(gray8.shape, 255, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
@@ -170,9 +176,17 @@ def test_checkpoint_of_another_model_is_refused(poster_ckpt, tmp_path):
         ferkit.load("mpa_fer_vit_b16", checkpoint=poster_ckpt, detector="none", clip_arch="tiny", clip_weights=clip)
 
 
+@pytest.mark.parametrize("cuda,mps,want", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_device_prefers_cuda_then_mps(monkeypatch, cuda, mps, want):
+    import ferkit.device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(ferkit.device, "_mps_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(want) == resolve_device(None)
+
+
 def test_device_and_precision_strings():
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else resolve_device("auto").type)
-    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None).type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(torch.device("cpu")).type == "cpu"
     with pytest.raises(ConfigError, match="unknown device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
@@ -183,10 +197,11 @@ def test_device_and_precision_strings():
         resolve_precision("int8")
 
 
-def test_bf16_autocast_stays_close(fer2013_root, backend, make_rec):
+def test_bf16_autocast_stays_close(photos, backend, make_rec):
+    """bf16 autocast really runs (the scores change) and stays within bf16's precision of fp32."""
     from ferkit.infer.backends import TorchBackend
 
-    files = fer_files(fer2013_root, 1)
+    files = [photos["astronaut"]]
     fp32 = make_rec().predict(files[0]).faces[0].scores
     bf = TorchBackend.__new__(TorchBackend)
     bf.__dict__.update(backend.__dict__, dtype=torch.bfloat16)
@@ -197,7 +212,8 @@ def test_bf16_autocast_stays_close(fer2013_root, backend, make_rec):
                      crop=resolve_crop("none", detector_name="none", pretrained_crop=None))
     out = rec.predict(files[0]).faces[0].scores
     assert sum(out.values()) == pytest.approx(1.0)
-    np.testing.assert_allclose(list(out.values()), list(fp32.values()), atol=0.1)
+    diff = np.abs(np.array(list(out.values())) - np.array(list(fp32.values())))
+    assert 0 < diff.max() <= 0.01  # measured 3.7e-4 (top score 0.95)
 
 
 def _iou(a, b) -> float:

@@ -265,23 +265,27 @@ def fusion_f(img, lm, sd, s, heads):
     return y.permute(0, 3, 1, 2)
 
 
-def vit_f(tokens, sd):
-    b = tokens.shape[0]
+def vit_f(tokens, sd, heads: int = 8) -> dict[str, torch.Tensor]:
+    """Official ``VIT`` on tokens (B, T, 768): every block over all T + 1 tokens. -> normed cls "vit" (B, 768), SE-gated
+    "se" (B, 768), "logits" (B, C)."""
+    b, t1, dim = tokens.shape[0], tokens.shape[1] + 1, tokens.shape[2]
+    d = dim // heads
     x = torch.cat([sd["VIT.cls_token"].expand(b, -1, -1), tokens], 1) + sd["VIT.pos_embed"]
-    for i in range(2):
+    depth = len({k.split(".")[2] for k in sd if k.startswith("VIT.blocks.") and k.endswith(".norm1.weight")})
+    for i in range(depth):
         p = f"VIT.blocks.{i}"
         h = _ln(x, sd, p + ".norm1", 1e-6)
-        qkv = (h @ sd[p + ".attn.qkv.weight"].t() + sd[p + ".attn.qkv.bias"]).reshape(b, 148, 3, 8, 96)
+        qkv = (h @ sd[p + ".attn.qkv.weight"].t() + sd[p + ".attn.qkv.bias"]).reshape(b, t1, 3, heads, d)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        attn = torch.softmax((q @ k.transpose(-2, -1)) * 96 ** -0.5, -1)
-        o = (attn @ v).transpose(1, 2).reshape(b, 148, 768)
+        attn = torch.softmax((q @ k.transpose(-2, -1)) * d ** -0.5, -1)
+        o = (attn @ v).transpose(1, 2).reshape(b, t1, dim)
         x = x + o @ sd[p + ".attn.proj.weight"].t() + sd[p + ".attn.proj.bias"]
         x = x + _mlp(_ln(x, sd, p + ".norm2", 1e-6), sd, p + ".mlp")
     cls = _ln(x, sd, "VIT.norm", 1e-6)[:, 0]
     g = torch.relu(cls @ sd["VIT.se_block.linear1.weight"].t() + sd["VIT.se_block.linear1.bias"])
     g = torch.sigmoid(g @ sd["VIT.se_block.linear2.weight"].t() + sd["VIT.se_block.linear2.bias"])
-    cls = cls * g
-    return cls @ sd["VIT.head.linear.weight"].t() + sd["VIT.head.linear.bias"]
+    gated = cls * g
+    return {"vit": cls, "se": gated, "logits": gated @ sd["VIT.head.linear.weight"].t() + sd["VIT.head.linear.bias"]}
 
 
 def intermediates(x: torch.Tensor, sd: dict) -> dict[str, torch.Tensor]:
@@ -303,7 +307,7 @@ def intermediates(x: torch.Tensor, sd: dict) -> dict[str, torch.Tensor]:
     o3 = F.conv2d(f3, sd["embed_v.proj.weight"], sd["embed_v.proj.bias"]).flatten(2).transpose(1, 2)
     tokens = torch.cat([o1, o2, o3], 1)
     return {"landmark": (lm1, lm2, lm3), "image": (i1, i2, i3), "fusion": (f1, f2, f3), "tokens": tokens,
-            "logits": vit_f(tokens, sd)}
+            **vit_f(tokens, sd)}
 
 
 def forward(x: torch.Tensor, sd: dict) -> torch.Tensor:

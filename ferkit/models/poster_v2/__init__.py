@@ -9,18 +9,20 @@ from ferkit.models._registry import register_model
 from ferkit.models.poster_v2.adapter import PosterV2Adapter, load_ir50, load_mobilefacenet
 from ferkit.models.poster_v2.model import PosterV2, PosterV2Config
 from ferkit.models.poster_v2.stream_weights import load_image_stream, load_landmark_stream
+from ferkit.models.poster_v2.vit_weights import load_vit_init
 
-__all__ = ["PosterV2", "PosterV2Config", "build_poster_v2", "load_ir50", "load_mobilefacenet"]
+__all__ = ["PosterV2", "PosterV2Config", "build_poster_v2", "load_ir50", "load_mobilefacenet", "load_vit_init"]
 
 
 def build_poster_v2(*, label_names=None, num_classes: int | None = None, image_weights=None, landmark_weights=None,
-                    ir50_weights=None, trust_checkpoint: bool = False, **overrides: Any) -> PosterV2:
+                    ir50_weights=None, vit_init=None, trust_checkpoint: bool = False, **overrides: Any) -> PosterV2:
     """Build POSTER++; ``overrides`` are :class:`PosterV2Config` fields.
 
     ``image_weights`` / ``landmark_weights`` load pretrained stream weights (training from scratch): ``ir50.pth`` and
     ``mobilefacenet_model_best.pth.tar`` (official), or the open streams' files (dlib ``.dat``, FaceMesh ``.tflite``,
     MobileFaceNet OpenVINO IR, or ferkit's converted ``.safetensors``). ``ir50_weights`` is the older name of
-    ``image_weights``.
+    ``image_weights``. ``vit_init`` initialises the token fuser from a timm ViT checkpoint (paper Table 7; see
+    :mod:`ferkit.models.poster_v2.vit_weights`).
     """
     if ir50_weights and image_weights:
         raise ValueError("give image_weights or its older name ir50_weights, not both")
@@ -30,6 +32,8 @@ def build_poster_v2(*, label_names=None, num_classes: int | None = None, image_w
         load_image_stream(model, image_weights or ir50_weights, trust=trust_checkpoint)
     if landmark_weights:
         load_landmark_stream(model, landmark_weights, trust=trust_checkpoint)
+    if vit_init:
+        load_vit_init(model, vit_init, trust=trust_checkpoint)
     return model
 
 

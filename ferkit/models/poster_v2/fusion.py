@@ -2,8 +2,10 @@
 
 Official behaviour (default): queries are the raw landmark features (no norm, no projection), keys/values a Linear of
 the LayerNorm-ed image features, Swin-style relative position bias, one window = the whole map. ferkit also supports
-windows smaller than the map (queries and keys are partitioned into the same windows), the paper's projected query
-(``query_proj=True``) and the vanilla cross-attention of the Table 8 ablation (global, projected query, no bias).
+windows smaller than the map, read two ways: ``shared_query=False`` partitions queries and keys into the same windows
+(ferkit's reading); ``shared_query=True`` is the paper's W-MCSA (Sec. 3.4): the landmark map is down-sampled (area
+pooling) to one window's size and that single query window attends to every image window. Also the paper's projected
+query (``query_proj=True``) and the vanilla cross-attention of the Table 8 ablation (global, projected query, no bias).
 """
 
 from __future__ import annotations
@@ -106,14 +108,18 @@ class CrossFusion(nn.Module):
     Args:
         dim, num_heads: channels and heads. map_size: side of the feature map. window: window side (divides map_size).
         drop_path: stochastic-depth rate (same module on both branches, as officially). layer_scale: gamma init.
+        shared_query: the paper's W-MCSA query: the landmark map area-pooled to (window, window), the same for every
+            image window; False: the landmark map partitioned like the image (identical when window = map_size).
     """
 
     def __init__(self, dim: int, num_heads: int, map_size: int, window: int, drop_path: float = 0.0,
-                 layer_scale: float = 1e-5, query_proj: bool = False, rel_pos: bool = True):
+                 layer_scale: float = 1e-5, query_proj: bool = False, rel_pos: bool = True,
+                 shared_query: bool = False):
         super().__init__()
         if map_size % window:
             raise ValueError(f"window size {window} must divide the {map_size}x{map_size} feature map")
         self.window = window
+        self.shared_query = shared_query
         self.norm = nn.LayerNorm(dim)
         self.attn = WindowCrossAttention(dim, num_heads, window, query_proj=query_proj, rel_pos=rel_pos)
         self.gamma1 = nn.Parameter(layer_scale * torch.ones(dim))
@@ -125,8 +131,14 @@ class CrossFusion(nn.Module):
     def windows(self, img: torch.Tensor, lm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """img, lm: (B, C, H, W) -> normed image map (B, H, W, C), query windows and image windows (B_, N, C)."""
         x = self.norm(img.permute(0, 2, 3, 1))
-        q = lm.permute(0, 2, 3, 1)
-        return x, window_partition(q, self.window), window_partition(x, self.window)
+        xw = window_partition(x, self.window)
+        if self.shared_query:  # one (w*w)-token query window per image, repeated over its image windows
+            b, c = lm.shape[:2]
+            q = F.adaptive_avg_pool2d(lm, self.window).flatten(2).transpose(1, 2)  # (B, N, C)
+            qw = q.unsqueeze(1).expand(b, xw.shape[0] // b, -1, -1).reshape(xw.shape[0], -1, c)
+        else:
+            qw = window_partition(lm.permute(0, 2, 3, 1), self.window)
+        return x, qw, xw
 
     def forward(self, img: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
         """img: (B, C, H, W) image features; lm: (B, C, H, W) landmark features -> (B, C, H, W)."""

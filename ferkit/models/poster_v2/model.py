@@ -30,6 +30,10 @@ class PosterV2Config:
 
     Attributes:
         window_size: window side per scale; each must divide (28, 14, 7). Official: the whole map.
+        window_query: how landmark queries meet image windows smaller than the map: ``"per_window"`` (ferkit: the
+            landmark map is partitioned into the same windows as the image) or ``"shared"`` (paper Sec. 3.4: the
+            landmark map is area-pooled to one window's size and that query window is shared by every image window).
+            Identical when the window is the whole map (official).
         attention: ``"window"`` (official W-MCSA) or ``"vanilla"`` (Table 8: global, projected query, no position bias).
         query_proj: project landmark queries with a Linear (paper Eq. 4); the official code does not.
         multi_scale: False = Table 8 "w/o multi-scale": only the last scale (7x7 maps).
@@ -53,6 +57,7 @@ class PosterV2Config:
     """
 
     window_size: tuple[int, int, int] = MAPS
+    window_query: Literal["per_window", "shared"] = "per_window"
     attention: Literal["window", "vanilla"] = "window"
     query_proj: bool = False
     multi_scale: bool = True
@@ -94,6 +99,8 @@ class PosterV2Config:
             for w, m in zip(self.window_size, maps):
                 if w < 1 or m % w:
                     raise ConfigError(f"window_size {tuple(self.window_size)}: each window must divide its map {maps}")
+        if self.window_query not in ("per_window", "shared"):
+            raise ConfigError(f"window_query {self.window_query!r} is not one of ['per_window', 'shared']")
         if self.landmark_stream == "none" and self.cross_fusion:
             raise ConfigError("landmark_stream 'none' has nothing to fuse: set cross_fusion=False")
         if self.vit_depth < 1 or self.embed_dim % self.vit_heads:
@@ -163,7 +170,8 @@ class PosterV2(FerModel):
             vanilla = cfg.attention == "vanilla"
             self.fusion = nn.ModuleDict({str(s): CrossFusion(
                 DIMS[s], HEADS[s], self.maps[s], self.maps[s] if vanilla else windows[s], dpr[s], cfg.layer_scale,
-                query_proj=cfg.query_proj or vanilla, rel_pos=not vanilla) for s in self.scales})
+                query_proj=cfg.query_proj or vanilla, rel_pos=not vanilla, shared_query=cfg.window_query == "shared")
+                for s in self.scales})
         elif self.landmark_net is not None:
             self.landmark_tokenize = nn.ModuleDict({str(s): _tokenizer(self.maps[s], DIMS[s], d)
                                                     for s in self.scales})
