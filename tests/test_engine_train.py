@@ -48,7 +48,7 @@ def test_run_outputs_and_checkpoints(finished_run, data_root):
     for name in ("last.pt", "best.pt", "config.yaml", "metrics.csv", "curves.png", "summary.json", "train.log"):
         assert (out / name).is_file(), name
     last, best = read_checkpoint(out / "last.pt"), read_checkpoint(out / "best.pt")  # weights_only=True reads
-    assert set(best) == {"format", "model", "model_args", "label_names", "state_dict", "meta"}
+    assert set(best) == {"format", "model", "model_args", "label_names", "data_config", "state_dict", "meta"}
     assert set(last) == set(best) | {"training"}
     t = last["training"]
     assert t["epoch"] == 3 and len(t["history"]) == 3 and t["config"]["optim"]["sam"] is True
