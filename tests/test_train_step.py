@@ -139,3 +139,23 @@ def test_micro_batch_stats_are_weighted_by_their_images():
         [(x[:2], y[:2]), (x[2:], y[2:])])
     assert stats.count == 7 and stats.correct == correct
     assert stats.loss_sum / stats.count == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("precision,dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_forward_runs_under_the_requested_autocast(precision, dtype):
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, x):
+            out = self.lin(x)
+            seen.append(out.dtype)
+            return out
+
+    model = Probe()
+    stats = StepRunner(TrainForward(model), torch.optim.SGD(model.parameters(), lr=0.1), device=CPU,
+                       precision=precision)([(torch.randn(4, 3), torch.tensor([0, 1, 1, 0]))])
+    assert seen == [dtype] and stats.count == 4 and model.lin.weight.dtype == torch.float32
