@@ -118,6 +118,17 @@ def test_serve_command_end_to_end():
 
 
 @pytest.mark.slow
+def _post_when_ready(client, url: str, body: bytes, seconds: float = 60):
+    """POST, retrying while the server answers 503 (a worker still loading its model: the other one may already
+    have passed /readyz), as a client that honours Retry-After would (readiness is per worker process)."""
+    end = time.monotonic() + seconds
+    while True:
+        r = client.post(url, content=body, headers={"Content-Type": "image/jpeg"}, timeout=60)
+        if r.status_code != 503 or time.monotonic() > end:
+            return r
+        time.sleep(0.5)
+
+
 def test_serve_with_two_workers():
     proc, url = spawn("--model", MODEL, "--workers", "2", "--threads", "1")
     try:
@@ -128,7 +139,7 @@ def test_serve_with_two_workers():
             with httpx.Client() as c:  # a new connection each time
                 wait_ready(proc, url)
                 pids.add(c.get(url + "/healthz").json()["pid"])
-                r = c.post(url + "/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"}, timeout=60)
+                r = _post_when_ready(c, url + "/v1/predict", photo)
                 assert r.status_code == 200
     finally:
         code, logs = stop(proc)
