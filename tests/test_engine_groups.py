@@ -100,3 +100,20 @@ def test_checkpoint_carries_the_training_input(tmp_path: Path) -> None:
 
     x = build_eval_transform(model.data_config)(Image.new("RGB", (50, 50), (200, 10, 10)))
     assert x.shape == (3, 24, 24) and torch.equal(x[0], x[1])
+
+
+def test_checkpoint_head_is_announced(caplog) -> None:
+    """An 8-class checkpoint loaded without num_classes / label_names says which classes it brings (issue 15)."""
+    import logging
+
+    from ferkit.labels import DATASET_ORDERS
+    from ferkit.models._factory import _classes_from_checkpoint
+
+    names = list(DATASET_ORDERS["affectnet8"])
+    with caplog.at_level(logging.INFO, logger="ferkit.models._factory"):
+        assert _classes_from_checkpoint({"num_classes": 8, "label_names": names}, None, None) == (8, names)
+    assert "checkpoint head: 8 classes" in caplog.text and "contempt" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ferkit.models._factory"):
+        _classes_from_checkpoint({"num_classes": 8, "label_names": names}, 8, None)  # asked for: nothing to say
+    assert "checkpoint head" not in caplog.text

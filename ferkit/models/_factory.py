@@ -89,6 +89,8 @@ def _classes_from_checkpoint(info: dict[str, Any], num_classes: int | None, labe
                 f"checkpoint classes are ordered {list(ck_names)}, but label_names={list(want)} was requested; "
                 "ferkit maps orders by name at evaluation, so do not relabel a trained head (reset_head=True trains "
                 "a new one)")
+    if num_classes is None and label_names is None and ck_names is not None:  # say what the head is, e.g. 8 classes
+        log.info("checkpoint head: %d classes %s", len(ck_names), list(ck_names))
     num_classes = num_classes or ck_n
     if label_names is None:
         label_names = ck_names
