@@ -107,7 +107,8 @@ def evaluate_all(args: argparse.Namespace) -> dict:
     fe = build_dataset("fer2013", shared / "data" / "fer2013", "val")
     clean = _clean_mask(shared / "data" / "fer2013", fe)
     results = {}
-    for head, model in load_models(args).items():
+    models = load_models(args)
+    for head, model in models.items():
         for data_name, ds, subsets in (("FER+ Valid (majority)", fp, {"": None}),
                                        ("FER2013 PublicTest", fe, {"": None, " clean": clean})):
             probs, targets, secs = probabilities(model, ds, args.batch_size)
@@ -116,7 +117,7 @@ def evaluate_all(args: argparse.Namespace) -> dict:
                 r["images_per_second"] = len(ds) / secs
                 results[f"{head} | {data_name}{suffix}"] = r
     if args.tta:
-        head, model = next(iter(load_models(args).items()))
+        head, model = next(iter(models.items()))
         probs, targets, secs = probabilities(model, fp, args.batch_size, flip=True)
         r = score(probs, targets, model.label_names, fp.label_names)
         r["images_per_second"] = len(fp) / secs

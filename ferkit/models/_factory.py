@@ -11,6 +11,7 @@ from torch import nn
 
 from ferkit import labels as _labels
 from ferkit.checkpoint import read_checkpoint
+from ferkit.config import to_dict
 from ferkit.errors import CheckpointError
 from ferkit.models._registry import ModelEntry, get_entry
 
@@ -126,7 +127,7 @@ def _restore_data_config(model: nn.Module, ckpt: Mapping[str, Any]) -> None:
         return
     current = dict(getattr(model, "data_config", {}))
     changed = {k: v for k, v in saved.items()
-               if k in KNOWN_DATA_KEYS and v is not None and _norm(current.get(k)) != _norm(v)}
+               if k in KNOWN_DATA_KEYS and v is not None and to_dict(current.get(k)) != to_dict(v)}
     if changed:
         log.info("using the checkpoint's preprocessing %s (model default: %s)", changed,
                  {k: current.get(k) for k in changed})
@@ -135,6 +136,3 @@ def _restore_data_config(model: nn.Module, ckpt: Mapping[str, Any]) -> None:
 
 KNOWN_DATA_KEYS = ("input_size", "mean", "std", "interpolation", "grayscale", "crop")
 
-
-def _norm(v: Any) -> Any:
-    return list(v) if isinstance(v, (tuple, list)) else v

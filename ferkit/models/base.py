@@ -49,18 +49,10 @@ class FerModel(nn.Module):
     def checkpoint_dict(self, **meta: Any) -> dict[str, Any]:
         """ferkit checkpoint content: model name and args, label names, tensors, free-form ``meta``."""
         return {"format": FORMAT, "model": self.model_name, "model_args": to_dict(self.config),
-                "label_names": list(self.label_names), "data_config": _plain(self.data_config),
+                "label_names": list(self.label_names), "data_config": to_dict(self.data_config),
                 "state_dict": self.checkpoint_state_dict(), "meta": meta}
 
     def save(self, path: str | Path, **meta: Any) -> Path:
         """Atomically write a ferkit checkpoint (``.pt`` or ``.safetensors``)."""
         return save_checkpoint(self.checkpoint_dict(**meta), path)
 
-
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, recursively (checkpoint metadata must survive JSON and ``weights_only`` loading)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
