@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, SubsetRandomSampler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferkit.data import build_dataset, synthetic  # noqa: E402
-from ferkit.data.transforms import build_transform  # noqa: E402
+from ferkit.models.transforms import build_transform  # noqa: E402
 
 DEFAULT_FER2013 = Path(os.environ.get("FERKIT_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data/fer2013"
 

@@ -1,7 +1,7 @@
 """End-to-end inference speed: detection + recognition on a folder of real photos, and POSTER++ alone.
 
     python benchmarks/inference.py --threads 2 --detector yunet \
-        --detector-weights /work/shared/weights/face_detection_yunet_2023mar.onnx
+        --detector-weights ../shared/weights/face_detection_yunet_2023mar.onnx
 
 Table 1: images/s for ``Recognizer.predict(folder)`` (read, detect, crop, classify) in fp32 and bf16 autocast.
 Table 2: POSTER++ ms/image at batch 1 and 8: eager model, ``for_inference`` copy (BN folded, channels-last),
@@ -54,7 +54,7 @@ def end_to_end(args, model, folder: Path) -> list[tuple[str, float, int]]:
 
 
 def model_only(args, model) -> list[tuple[str, int, float]]:
-    from ferkit.models.optimize import for_inference
+    from ferkit.nn.optimize import for_inference
 
     fast = for_inference(model)
     rows = []

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _timing import call_times  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import ferkit  # noqa: E402
-from ferkit.models.optimize import for_inference  # noqa: E402
+from ferkit.nn.optimize import for_inference  # noqa: E402
 from tests.reference import poster_v2_official as ref  # noqa: E402
 
 

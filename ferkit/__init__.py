@@ -17,16 +17,15 @@ except _metadata.PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.1.0"
 
 #: public name -> module that defines it
-_LAZY = {"create_model": "ferkit.models", "list_models": "ferkit.models", "list_pretrained": "ferkit.hub",
+_LAZY = {"create_model": "ferkit.models", "list_models": "ferkit.models", "list_pretrained": "ferkit.models",
          "load": "ferkit.infer", "CANONICAL": "ferkit.labels"}
 
 __all__ = ["create_model", "list_models", "list_pretrained", "load", "CANONICAL", "__version__"]
 
 if TYPE_CHECKING:
-    from ferkit.hub import list_pretrained
     from ferkit.infer import load
     from ferkit.labels import CANONICAL
-    from ferkit.models import create_model, list_models
+    from ferkit.models import create_model, list_models, list_pretrained
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,10 @@
   ``torch.load(weights_only=True)`` or safetensors.
 * Writing is atomic: a temporary file in the target folder is fsynced and renamed over the target. Temporaries are
   named ``.<target>.<pid>.<random>.tmp``; one left behind by a killed writer is removed by the next checkpoint save
-  of the same target (:func:`remove_stale_temps`).
+  of the same target (:func:`remove_stale_temps`). :func:`atomic_write_bytes` / :func:`atomic_path` and
+  :func:`sha256_file` are ferkit's only atomic-write and file-hash helpers.
+* Loading into a model is strict (:func:`load_state_dict_strict`, :func:`check_state_dict`): every missing or
+  unexpected key and shape mismatch is named in one ``CheckpointError``.
 
 ferkit's own format is a ``weights_only``-loadable dict (or a safetensors file whose metadata holds the same keys)::
 
@@ -339,3 +342,61 @@ def unwrap_state_dict(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
                 k = k[len(prefix):]
         out[k] = v
     return out
+
+
+#: state-dict entries that may be absent from a file (BatchNorm's counter does not affect the outputs)
+OPTIONAL_KEYS = ("num_batches_tracked",)
+
+
+def check_state_dict(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
+                     ignore_missing: tuple[str, ...] = (), optional: tuple[str, ...] = OPTIONAL_KEYS,
+                     hint: str = "", error: type[CheckpointError] = CheckpointError) -> None:
+    """Compare ``state`` with the model's ``own`` state dict; raise one error naming every problem.
+
+    Args:
+        own: what the model expects (``module.state_dict()`` or any name -> tensor mapping).
+        state: what the file holds.
+        what: the file, for the message (``"checkpoint"``, ``"CLIP weights <path>"``, ...).
+        ignore_missing: key prefixes that may be absent (e.g. ``"head."`` when the head is re-initialised).
+        optional: key suffixes that may be absent (default: ``num_batches_tracked``).
+        hint: appended in parentheses (what to check, e.g. the model options).
+        error: the exception class (``CheckpointError`` or a subclass).
+
+    Raises:
+        CheckpointError: shape mismatches, missing keys and unexpected keys, each listed by name (the first ones).
+    """
+    missing = [k for k in own if k not in state and not k.endswith(optional) and not k.startswith(ignore_missing)]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    found = (("shape mismatch(es)", shapes, "; ", 8), ("missing key(s)", missing, ", ", 12),
+             ("unexpected key(s)", unexpected, ", ", 12))
+    parts = [f"{len(items)} {name}: " + sep.join(items[:limit]) + (" ..." if len(items) > limit else "")
+             for name, items, sep, limit in found if items]
+    raise error(f"{what} does not fit the model{f' ({hint})' if hint else ''}: " + " | ".join(parts))
+
+
+def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
+                           ignore_missing: tuple[str, ...] = (), optional: tuple[str, ...] = OPTIONAL_KEYS,
+                           hint: str = "", error: type[CheckpointError] = CheckpointError) -> dict[str, Any]:
+    """Load ``state`` into ``module`` strictly, after :func:`check_state_dict` has named every missing / unexpected
+    key and shape mismatch in one error. Tensors are cast to the module's dtypes; keys allowed to be absent keep
+    the module's values.
+
+    Returns:
+        ``{"loaded": number of tensors, "per_part": {first key component: count}}``.
+
+    Raises:
+        CheckpointError: ``state`` does not fit ``module`` (see :func:`check_state_dict`).
+    """
+    own = module.state_dict()
+    check_state_dict(own, state, what=what, ignore_missing=ignore_missing, optional=optional, hint=hint, error=error)
+    full = dict(own)
+    full.update({k: v.to(own[k].dtype) for k, v in state.items()})
+    module.load_state_dict(full, strict=True)
+    per_part: dict[str, int] = {}
+    for k in state:
+        per_part[k.split(".", 1)[0]] = per_part.get(k.split(".", 1)[0], 0) + 1
+    return {"loaded": len(state), "per_part": per_part}

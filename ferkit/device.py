@@ -1,5 +1,8 @@
 """Device strings (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and autocast precision (``fp32``, ``bf16``,
-``fp16``), shared by inference, training, evaluation and detection."""
+``fp16``, ``auto``), shared by inference, training, evaluation and detection.
+
+One policy for every entry point: :func:`resolve_precision` names the precision and refuses fp16 on the CPU
+(``ConfigError`` naming ``bf16`` / ``fp32``); :func:`autocast` is the only autocast context ferkit uses."""
 
 from __future__ import annotations
 
@@ -46,22 +49,61 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(name)
 
 
-def resolve_precision(precision: str) -> torch.dtype | None:
-    """Autocast dtype for ``fp32`` (None: no autocast), ``bf16`` or ``fp16``."""
-    key = _ALIASES.get(str(precision).lower(), str(precision).lower())
-    if key not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[key]
+#: the error for fp16 on the CPU, the same from every entry point (training, evaluation, inference)
+CPU_FP16_MESSAGE = ("precision 'fp16' needs a GPU: fp16 autocast on the CPU is slow and not numerically useful; "
+                    "use 'bf16' or 'fp32' on the CPU")
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for the device type, or a no-op for fp32.
+def resolve_precision(precision: str | torch.dtype | None, device: str | torch.device | None = None, *,
+                      allow_cpu_fp16: bool = False) -> str:
+    """The canonical precision name (``fp32``, ``bf16`` or ``fp16``) of a user value, checked against ``device``.
+
+    The one precision policy of ferkit; training, evaluation and inference all go through it.
+
+    Args:
+        precision: ``fp32`` / ``bf16`` / ``fp16``, an alias (``float32``, ``bfloat16``, ``float16``, ``half``), a torch
+            dtype, None (= fp32), or ``auto``: bf16 on a CUDA device that supports it, else fp32 (needs ``device``).
+        device: where the autocast will run; None skips the device checks.
+        allow_cpu_fp16: accept fp16 on the CPU (tests of loss scaling without a GPU); off everywhere else.
 
     Raises:
-        ConfigError: fp16 on the CPU (not supported there by autocast in a useful way).
+        ConfigError: an unknown precision; ``auto`` without a device; fp16 on the CPU (names ``bf16`` / ``fp32``).
     """
+    if precision is None or isinstance(precision, torch.dtype):
+        by_dtype = {None: "fp32", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+        if precision not in by_dtype:
+            raise ConfigError(f"unsupported autocast dtype {precision}; expected one of {', '.join(PRECISIONS)}")
+        key = by_dtype[precision]
+    else:
+        key = _ALIASES.get(str(precision).strip().lower(), str(precision).strip().lower())
+    dev = None if device is None else device if isinstance(device, torch.device) else resolve_device(device)
+    if key == "auto":
+        if dev is None:
+            raise ConfigError("precision 'auto' needs a device to choose between bf16 and fp32")
+        key = "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if key not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)} or 'auto'")
+    if key == "fp16" and dev is not None and dev.type == "cpu" and not allow_cpu_fp16:
+        raise ConfigError(CPU_FP16_MESSAGE)
+    return key
+
+
+def precision_dtype(precision: str | torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype of a precision (:func:`resolve_precision` rules): None for fp32, else bfloat16 / float16."""
+    return PRECISIONS[resolve_precision(precision)]
+
+
+def autocast(device: str | torch.device, precision: str | torch.dtype | None = "fp32", *,
+             allow_cpu_fp16: bool = False) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for the device type at ``precision``, or a no-op for fp32.
+
+    ``precision`` follows :func:`resolve_precision` (a name, an alias, a dtype or ``auto``).
+
+    Raises:
+        ConfigError: see :func:`resolve_precision` (fp16 on the CPU unless ``allow_cpu_fp16``).
+    """
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    dtype = PRECISIONS[resolve_precision(precision, device, allow_cpu_fp16=allow_cpu_fp16)]
     if dtype is None:
         return contextlib.nullcontext()
-    if device.type == "cpu" and dtype == torch.float16:
-        raise ConfigError("precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on the CPU")
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -41,8 +41,8 @@ def parse_args() -> argparse.Namespace:
 
 def load_models(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
     import ferkit
-    from ferkit.hub.pretrained import DEFAULT_MODEL
     from ferkit.models._factory import promote_aux_head
+    from ferkit.models.pretrained import DEFAULT_MODEL
 
     if args.checkpoint is None:
         name = args.model or DEFAULT_MODEL
@@ -66,7 +66,7 @@ def probabilities(model: torch.nn.Module, dataset, batch_size: int, flip: bool =
     softmax of each image and of its mirror image (test-time augmentation)."""
     from torch.utils.data import DataLoader
 
-    from ferkit.data.transforms import build_eval_transform
+    from ferkit.models.transforms import build_eval_transform
 
     dataset.transform = build_eval_transform(model.data_config)
     model.eval()

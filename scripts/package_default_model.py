@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Turn a finished training run into the model file that ships inside ferkit (fp16 safetensors).
 
-    python scripts/package_default_model.py /work/runs/open_main/last.pt [--metrics results.json]
+    python scripts/package_default_model.py runs/open_main/last.pt [--metrics results.json]
 
 Writes ``ferkit/resources/models/poster_v2_open_ferplus.safetensors``: every tensor in float16 (the BatchNorm-free
 model loses < 1e-3 in probability, checked here against the float32 checkpoint on real faces when ../shared is
@@ -33,7 +33,7 @@ def main() -> int:
 
     import ferkit
     from ferkit.checkpoint import read_checkpoint, save_checkpoint
-    from ferkit.hub.pretrained import OPEN_LICENCE, OPEN_SOURCES
+    from ferkit.models.poster_v2.pretrained import OPEN_LICENCE, OPEN_SOURCES
 
     ckpt = read_checkpoint(args.checkpoint)
     model = ferkit.create_model(ckpt["model"], checkpoint=ckpt, grayscale=True, crop="fer2013")

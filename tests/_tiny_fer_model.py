@@ -12,9 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ferkit.checkpoint import FORMAT, unwrap_state_dict
 from ferkit.config import apply_overrides
-from ferkit.errors import CheckpointError
 from ferkit.labels import DATASET_ORDERS
 from ferkit.models import list_models, register_model
 from ferkit.models.base import FerModel
@@ -67,26 +65,10 @@ class TinyFer(FerModel):
         return ce + aux, logits, {"ce": ce.detach(), "aux": aux.item()}
 
 
-class TinyAdapter:
-    def inspect(self, ckpt):
-        if ckpt.get("format") != FORMAT:
-            raise CheckpointError("tiny_fer reads ferkit checkpoints only")
-        names = ckpt.get("label_names")
-        return {"format": "ferkit", "model": ckpt.get("model"), "model_args": dict(ckpt.get("model_args") or {}),
-                "label_names": names, "num_classes": len(names) if names else None}
-
-    def load(self, model, ckpt, *, reset_head=False):
-        sd = unwrap_state_dict(ckpt)
-        if reset_head:
-            sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
-        missing, unexpected = model.load_state_dict(sd, strict=not reset_head)
-        return {"loaded": len(sd), "missing": list(missing), "unexpected": list(unexpected)}
-
-
 def build_tiny(*, label_names=None, num_classes=None, trust_checkpoint=False, **overrides):
     return TinyFer(apply_overrides(TinyConfig(), overrides), label_names=label_names, num_classes=num_classes)
 
 
 if "tiny_fer" not in list_models():
-    register_model("tiny_fer", family="tiny", builder=build_tiny, adapter=TinyAdapter(),
+    register_model("tiny_fer", family="tiny", builder=build_tiny,
                    description="test-only tiny CNN")

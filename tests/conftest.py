@@ -2,6 +2,9 @@
 
 In CI (``CI=true``) a test marked ``required_in_ci`` that skips fails instead (the skip reason is kept), and the
 terminal summary lists the skips and their reasons; tests that need ``../shared`` data may still skip there.
+
+Fixtures only: helpers and constants live in helper modules (``tests/_shared.py``, ``tests/_engine_helpers.py``, ...),
+imported as ``from tests.<module> import ...`` (docs/testing.md, "Test helpers").
 """
 
 from __future__ import annotations
@@ -12,11 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-_CANDIDATES = [REPO.parent / "shared", REPO.parent.parent / "shared"]  # ../shared (also from a git worktree)
-SHARED = Path(os.environ.get("FERKIT_SHARED") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0]))
-FER2013 = SHARED / "data" / "fer2013"
-SHARED_WEIGHTS = SHARED / "weights"
+from tests._shared import FER2013, SHARED_WEIGHTS
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

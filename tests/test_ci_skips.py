@@ -33,6 +33,7 @@ def _run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
     shutil.copy(HERE / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "test_cases.py").write_text(CASES)
     env = {k: v for k, v in os.environ.items() if k != "CI"} | ({"CI": ci} if ci else {})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))  # for tests._shared
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q", "-ra",
                            "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path)],
                           env=env, capture_output=True, text=True, cwd=tmp_path)

@@ -40,14 +40,16 @@ def test_models_json(capsys):
     assert code == 0 and names == ferkit.list_models()
 
 
+@pytest.mark.slow
 def test_info_poster_v2_json(capsys):
     code, out, _ = run_cli(capsys, "info", "poster_v2", "--json")
     info = json.loads(out)
     assert code == 0
-    # Official model: 58,316,594 parameters of which 14,562,653 never affect the logits (reference doc §4.6, §8).
+    # Official model: 58,316,594 parameters of which 14,562,653 never affect the logits
+    # (docs/poster_v2.md#r3-dead-modules, #r4-parameter-counts).
     # ferkit omits the dead modules except the landmark GDC head (96,016), kept so the landmark file loads strictly.
     assert info["params_total"] == 58_316_594 - 14_562_653 + 96_016
-    assert info["params_effective"] == 43_753_941  # measured on the official model (reference doc §8)
+    assert info["params_effective"] == 43_753_941  # official model: docs/poster_v2.md#r4-parameter-counts
     assert info["params_trainable"] == info["params_total"] - 1_007_248  # MobileFaceNet is frozen
     # thop counts executed leaf modules only: the official 43,724,311 minus the GDC head ferkit does not execute
     assert info["params_thop"] == 43_724_311 - 96_016

@@ -86,7 +86,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 def _unverifiable_pretrained() -> tuple[str, str] | None:
     """A pretrained name whose weights file has no published hash, and that file's asset name."""
-    from ferkit.hub import ASSETS, PRETRAINED
+    from ferkit.hub import ASSETS
+    from ferkit.models import PRETRAINED
 
     return next(((n, c.asset) for n, c in PRETRAINED.items() if c.asset and not ASSETS[c.asset].verifiable), None)
 

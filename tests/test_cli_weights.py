@@ -6,7 +6,7 @@ import pytest
 
 from ferkit.cli.main import main
 from ferkit.hub import cached_path
-from tests.test_hub import DATA, SHA, Server, _asset
+from tests._hub_helpers import DATA, SHA, Server, make_asset
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_import_verify_and_path(capsys, tmp_path, shared_weights):
 
 
 def test_download_from_a_local_server(capsys, monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("ok", DATA)
     assert main(["weights", "download", asset.name, "--no-progress"]) == 2  # offline (conftest)
     assert "offline" in capsys.readouterr().err

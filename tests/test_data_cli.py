@@ -8,6 +8,7 @@ import pytest
 
 from ferkit.cli.main import main
 from ferkit.data import build_dataset, synthetic
+from tests._data_helpers import FERPLUS_EXPECTED, FERPLUS_VOTES
 
 RAF = {"train": {"surprise": 2, "fear": 1, "disgust": 1, "happiness": 3, "sadness": 1, "anger": 1, "neutral": 2},
        "test": {"surprise": 1, "fear": 1, "disgust": 1, "happiness": 1, "sadness": 1, "anger": 1, "neutral": 1}}
@@ -84,12 +85,10 @@ def test_wrong_layout_names_the_expected_one(tmp_path, capsys):
 
 
 def test_check_ferplus_majority_option(tmp_path, capsys):
-    from tests.test_data_loaders import EXPECTED, VOTES
-
-    synthetic.write_ferplus(tmp_path, VOTES)
+    synthetic.write_ferplus(tmp_path, FERPLUS_VOTES)
     code, report = run_json(capsys, "check", "ferplus", str(tmp_path), "-o", "label_rule=majority", "--workers", "0")
     assert code == 0
-    assert report["totals"] == {"train": len(EXPECTED["majority"]["train"]), "test": 1}
+    assert report["totals"] == {"train": len(FERPLUS_EXPECTED["majority"]["train"]), "test": 1}
     assert "val" in report["absent_splits"]  # no PublicTest row survives the majority rule
     assert report["dropped"]["train"] == {"no majority": 2, "won by unknown/NF": 1, "no image name": 1}
 
@@ -115,7 +114,7 @@ def test_real_fer2013_counts_and_val_check(fer2013_root, capsys):
 
 @pytest.mark.data
 def test_real_fer2013_loader(fer2013_root):
-    from ferkit.data.transforms import build_transform
+    from ferkit.models.transforms import build_transform
 
     ds = build_dataset("fer2013", fer2013_root, "val", transform=build_transform("poster_v2", False, input_size=64))
     assert len(ds) == 3589

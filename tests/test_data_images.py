@@ -1,4 +1,5 @@
-"""Image decoding: every Pillow mode to 8-bit RGB, EXIF orientation, clear errors for bad files."""
+"""Image decoding (``ferkit.image``): every Pillow mode to 8-bit RGB, EXIF orientation, clear errors for bad files;
+the old ``ferkit.data.load_image`` name still works, with a DeprecationWarning."""
 
 import io
 
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferkit.data.images import ImageReadError, load_image, to_rgb
 from ferkit.errors import DatasetError
+from ferkit.image import ImageReadError, load_image, load_pil, to_rgb
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -26,7 +27,7 @@ def test_grey_and_bilevel():
 
 def test_sixteen_bit_png_scaled_not_clipped():
     values = np.array([[0, 257, 32896], [65535, 1000, 40000]], dtype=np.uint16)
-    image = load_image(_png_bytes(Image.fromarray(values)))
+    image = load_pil(_png_bytes(Image.fromarray(values)))
     expected = np.round(values / 257.0).astype(np.uint8)  # 65535 -> 255; Pillow's convert would clip to 255 early
     assert image.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(image)[..., 1], expected)
@@ -57,7 +58,7 @@ def test_palette_with_transparency_and_cmyk():
     p.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
     p.putpixel((1, 0), 1)
     p.info["transparency"] = 1
-    out = np.asarray(load_image(_png_bytes(p), background=(0, 0, 0)))
+    out = np.asarray(load_pil(_png_bytes(p), background=(0, 0, 0)))
     assert out[0, 0].tolist() == [255, 0, 0] and out[0, 1].tolist() == [0, 0, 0]
     cmyk = Image.new("CMYK", (1, 1), (0, 255, 255, 0))  # pure red in CMYK
     assert to_rgb(cmyk).getpixel((0, 0)) == (255, 0, 0)
@@ -70,7 +71,7 @@ def test_exif_orientation_applied():
     exif[0x0112] = 6  # stored rotated: display = rotate 90 degrees clockwise
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="JPEG", exif=exif, quality=100)
-    image = load_image(buf.getvalue())
+    image = load_pil(buf.getvalue())
     assert image.size == (20, 40)  # width and height swapped
     expected = np.rot90(a, k=-1)  # clockwise: the white left half becomes the top half
     assert np.abs(np.asarray(image, dtype=int) - expected).max() < 40
@@ -78,15 +79,39 @@ def test_exif_orientation_applied():
 
 def test_missing_empty_truncated_and_garbage(tmp_path):
     with pytest.raises(ImageReadError, match="not found: .*nope.jpg"):
-        load_image(tmp_path / "nope.jpg")
+        load_pil(tmp_path / "nope.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageReadError, match="empty.jpg.*empty"):
-        load_image(tmp_path / "empty.jpg")
+        load_pil(tmp_path / "empty.jpg")
     (tmp_path / "text.png").write_text("hello")
     with pytest.raises(ImageReadError, match="not an image"):
-        load_image(tmp_path / "text.png")
+        load_pil(tmp_path / "text.png")
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(DatasetError, match="cut.jpg"):
-        load_image(tmp_path / "cut.jpg")
+        load_pil(tmp_path / "cut.jpg")
+
+
+def test_load_image_is_load_pil_as_an_array(tmp_path):
+    values = np.array([[0, 257, 32896], [65535, 1000, 40000]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    arr = load_image(tmp_path / "g16.png")
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.uint8 and arr.shape == (2, 3, 3) and arr.flags.c_contiguous
+    np.testing.assert_array_equal(arr, np.asarray(load_pil(tmp_path / "g16.png")))
+    np.testing.assert_array_equal(arr, load_image((tmp_path / "g16.png").read_bytes()))
+    with pytest.raises(FileNotFoundError):
+        load_image(tmp_path / "nope.png")
+
+
+def test_deprecated_data_names_forward_to_the_one_home():
+    import ferkit.data
+    import ferkit.data.images as data_images
+    import ferkit.image
+
+    assert data_images.to_rgb is ferkit.image.to_rgb and ferkit.data.ImageReadError is ferkit.image.ImageReadError
+    assert data_images.is_image_file is ferkit.image.is_image_file
+    png = _png_bytes(Image.new("L", (3, 2), 7))
+    with pytest.warns(DeprecationWarning, match="ferkit.image.load_pil"):
+        out = ferkit.data.load_image(png)
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (3, 2)

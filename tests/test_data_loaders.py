@@ -14,6 +14,7 @@ from PIL import Image
 from ferkit import labels as L
 from ferkit.data import build_dataset, list_datasets, synthetic
 from ferkit.errors import DatasetError
+from tests._data_helpers import FERPLUS_EXPECTED, FERPLUS_VOTES
 
 SEVEN = ("neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger")
 
@@ -129,7 +130,7 @@ def test_corrupt_image_skip_uses_next_sample_and_its_label(tmp_path, caplog):
 def test_dataloader_workers_error_is_readable(tmp_path):
     torch_data = pytest.importorskip("torch.utils.data")
     base, bad, path = _corrupt(tmp_path)
-    from ferkit.data.transforms import build_transform
+    from ferkit.models.transforms import build_transform
 
     tf = build_transform("poster_v2", train=False, input_size=32)
     ds = build_dataset("rafdb", base, "train", transform=tf)
@@ -225,34 +226,16 @@ def test_fer2013_folder_aliases_and_codes(tmp_path):
     assert_images_match_labels(ds)
 
 
-# -- FERPlus --------------------------------------------------------------------------------------------------------
-#            neutral happi surpr sadne anger disgu fear  conte unkno NF
-VOTES = [
-    ("train", "fer0000000.png", [4, 0, 0, 4, 1, 0, 0, 0, 1, 0]),  # argmax: tie -> first = neutral; majority: 4 !> 4
-    ("train", "fer0000001.png", [0, 10, 0, 0, 0, 0, 0, 0, 0, 0]),  # happiness / happiness
-    ("train", "fer0000002.png", [0, 0, 0, 0, 0, 0, 0, 0, 3, 7]),  # NF wins: dropped / dropped
-    ("train", "", [10, 0, 0, 0, 0, 0, 0, 0, 0, 0]),  # no image name: dropped / dropped
-    ("train", "fer0000004.png", [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]),  # neutral (first tie) / all single votes: dropped
-    ("train", "fer0000005.png", [2, 0, 6, 0, 0, 0, 0, 0, 1, 1]),  # surprise / surprise (6 > 8/2)
-    ("train", "fer0000006.png", [0, 0, 0, 0, 0, 0, 0, 6, 0, 4]),  # contempt / contempt (6 > 10/2)
-    ("val", "fer0000007.png", [0, 0, 0, 5, 5, 0, 0, 0, 0, 0]),  # sadness (first tie) / 5 !> 5: dropped
-    ("test", "fer0000008.png", [0, 0, 0, 0, 0, 3, 2, 0, 5, 0]),  # unknown wins: dropped / dropped
-    ("test", "fer0000009.png", [0, 0, 0, 0, 0, 0, 9, 0, 1, 0]),  # fear / fear
-]
-EXPECTED = {
-    "argmax": {"train": ["neutral", "happiness", "neutral", "surprise", "contempt"], "val": ["sadness"],
-               "test": ["fear"]},
-    "majority": {"train": ["happiness", "surprise", "contempt"], "val": [], "test": ["fear"]},
-}
+# -- FERPlus (vote rows and expected labels: tests/_data_helpers.py) --------------------------------------------
 
 
 @pytest.mark.parametrize("rule", ["argmax", "majority"])
 def test_ferplus_label_rules(tmp_path, rule):
-    synthetic.write_ferplus(tmp_path, VOTES)
+    synthetic.write_ferplus(tmp_path, FERPLUS_VOTES)
     for split in ("train", "test"):
         ds = build_dataset("ferplus", tmp_path, split, label_rule=rule)
         assert ds.label_names == L.DATASET_ORDERS["ferplus"]
-        assert [ds.label_names[t] for t in ds.targets] == EXPECTED[rule][split]
+        assert [ds.label_names[t] for t in ds.targets] == FERPLUS_EXPECTED[rule][split]
         assert_images_match_labels(ds)
         assert all(len(v) == 10 for v in ds.votes)
     train = build_dataset("ferplus", tmp_path, "train", label_rule=rule)
@@ -263,7 +246,7 @@ def test_ferplus_label_rules(tmp_path, rule):
 
 
 def test_ferplus_files_must_be_aligned(tmp_path):
-    synthetic.write_ferplus(tmp_path, VOTES)
+    synthetic.write_ferplus(tmp_path, FERPLUS_VOTES)
     lines = (tmp_path / "fer2013.csv").read_text().splitlines()
     lines[1] = lines[1].replace("Training", "PublicTest")
     (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
@@ -274,7 +257,7 @@ def test_ferplus_files_must_be_aligned(tmp_path):
 def test_ferplus_generated_folders(tmp_path):
     folder = tmp_path / "FER2013Train"
     folder.mkdir()
-    rows = [r for r in VOTES if r[0] == "train" and r[1]]
+    rows = [r for r in FERPLUS_VOTES if r[0] == "train" and r[1]]
     with open(folder / "label.csv", "w", newline="") as f:
         w = csv.writer(f)
         for i, (_, name, votes) in enumerate(rows):
@@ -283,7 +266,7 @@ def test_ferplus_generated_folders(tmp_path):
             synthetic.make_image(klass).convert("L").save(folder / name)
             w.writerow([name, "(0, 0, 48, 48)", *votes] if i % 2 else [name, *votes])  # both label.csv variants
     ds = build_dataset("ferplus", tmp_path, "train", label_rule="majority")
-    assert [ds.label_names[t] for t in ds.targets] == EXPECTED["majority"]["train"]
+    assert [ds.label_names[t] for t in ds.targets] == FERPLUS_EXPECTED["majority"]["train"]
     assert_images_match_labels(ds)
 
 
@@ -383,7 +366,7 @@ def test_with_label_names_missing_class(tmp_path):
 def test_datasets_pickle_for_spawned_workers(tmp_path):
     import pickle
 
-    from ferkit.data.transforms import build_transform
+    from ferkit.models.transforms import build_transform
 
     synthetic.write_affectnet(tmp_path / "aff", AFF)
     synthetic.write_fer2013_csv(tmp_path / "fer" / "fer2013.csv", FER)

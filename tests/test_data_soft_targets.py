@@ -12,9 +12,9 @@ from PIL import Image
 
 from ferkit.data import build_dataset, fer_join
 from ferkit.data.dataset import FerDataset
-from ferkit.data.transforms import build_transform
 from ferkit.errors import ConfigError, DatasetError
 from ferkit.labels import DATASET_ORDERS
+from ferkit.models.transforms import build_transform
 
 VOTES = [  # neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
     [6, 4, 0, 0, 0, 0, 0, 0, 0, 0],

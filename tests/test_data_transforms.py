@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ferkit.data.transforms import build_transform, resolve_transform_config
 from ferkit.errors import ConfigError
+from ferkit.models.transforms import build_transform, resolve_transform_config
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -88,7 +88,7 @@ def test_model_data_config_and_overrides():
     assert resolve_transform_config("poster_v2", True, input_size=112, erasing_p=0).erasing_p == 0.0
     with pytest.raises(ConfigError, match="unknown config key 'erase'"):
         build_transform("poster_v2", True, erase=0.3)
-    with pytest.raises(ConfigError, match="unknown transform family"):
+    with pytest.raises(ConfigError, match="unknown model family"):
         build_transform("poster_v3", True)
     with pytest.raises(ConfigError, match="interpolation"):
         build_transform("poster_v2", True, interpolation="cubic")

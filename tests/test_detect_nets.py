@@ -9,6 +9,7 @@ import torch
 
 from ferkit.detect import mtcnn as M
 from ferkit.detect import retinaface as R
+from ferkit.errors import CheckpointError
 
 # ---------------------------------------------------------------- RetinaFace
 
@@ -113,7 +114,8 @@ def test_real_retinaface_weights_load_strictly_with_and_without_module_prefix(sh
             torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
     broken = dict(sd)
     broken.pop("ClassHead.0.conv1x1.bias")
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(CheckpointError, match=r"RetinaFace weights does not fit the model: 1 missing key\(s\): "
+                                              r"ClassHead.0.conv1x1.bias"):
         create_detector("retinaface", weights=broken)
 
 

@@ -12,9 +12,7 @@ import torch
 
 from ferkit.checkpoint import read_checkpoint
 from ferkit.train import load_config, save_config, train
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _engine_helpers import make_folder_dataset, tiny_overrides  # noqa: E402
+from tests._engine_helpers import make_folder_dataset, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 

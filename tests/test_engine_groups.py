@@ -4,7 +4,6 @@ soft targets through the step runner, validation options."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,12 @@ from ferkit.errors import ConfigError
 from ferkit.train import load_config, train
 from ferkit.train.config import OptimSection, ScheduleSection
 from ferkit.train.optim import build_optimizer
+from ferkit.train.plugins import import_plugins
 from ferkit.train.schedule import LRSchedule, set_lr
 from ferkit.train.step import StepStats, TrainForward
+from tests._engine_helpers import TINY_PLUGIN, make_folder_dataset, tiny_overrides
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _tiny_fer_model  # noqa: E402,F401  (registers tiny_fer)
-from _engine_helpers import make_folder_dataset, tiny_overrides  # noqa: E402
+import_plugins([TINY_PLUGIN])  # registers tiny_fer, as a run naming the plugin does
 
 
 def test_linear_warmup_ramps_to_the_main_schedule() -> None:
@@ -84,7 +83,7 @@ def test_checkpoint_carries_the_training_input(tmp_path: Path) -> None:
     """A run fed 24-px grey inputs saves that preprocessing; the loaded model (eval / predict / export) uses it."""
     import ferkit
     from ferkit.checkpoint import read_checkpoint
-    from ferkit.data.transforms import build_eval_transform
+    from ferkit.models.transforms import build_eval_transform
 
     root = make_folder_dataset(tmp_path / "data")
     overrides = tiny_overrides(root, tmp_path / "run", **{

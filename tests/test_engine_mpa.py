@@ -3,7 +3,6 @@ paper's recipe (SGD, constant warm-up then cosine), on a tiny random CLIP. Skips
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ import torch
 import ferkit
 from ferkit.checkpoint import read_checkpoint
 from ferkit.train import load_config, train
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _engine_helpers import make_folder_dataset  # noqa: E402
+from tests._engine_helpers import make_folder_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -31,6 +28,7 @@ def tiny_clip(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_mpa_fer_recipe_trains_and_resumes_exactly(tiny_clip, tmp_path):
     root = make_folder_dataset(tmp_path / "data", n_train=6, n_val=3, size=32)
     cfg = load_config(CONFIGS / "mpa_fer_vit_b16_rafdb.yaml", {

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,9 +9,7 @@ import ferkit
 from ferkit.checkpoint import read_checkpoint
 from ferkit.evaluation import evaluate
 from ferkit.train import load_config, train
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _engine_helpers import make_folder_dataset  # noqa: E402
+from tests._engine_helpers import make_folder_dataset
 
 
 @pytest.mark.slow
@@ -36,7 +31,7 @@ def test_poster_v2_short_run_resume_and_eval(tmp_path):
     model = ferkit.create_model("poster_v2", checkpoint=tmp_path / "run" / "best.pt")
     assert model.label_names == ("anger", "happiness", "neutral", "sadness")
     from ferkit.data import build_dataset
-    from ferkit.data.transforms import build_transform
+    from ferkit.models.transforms import build_transform
 
     ds = build_dataset("folder", root, "val")
     ds.transform = build_transform(model.data_config, False, input_size=112)

@@ -1,4 +1,4 @@
-"""The recipe files in configs/ parse, validate and hold the papers' / official code's values (reference docs)."""
+"""The recipe files in configs/ parse, validate and hold the papers' / official code's values (docs/training.md)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from ferkit.train.schedule import LRSchedule
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # (file, data set, lr, sampler, erasing p, erasing scale) from the official POSTER_V2 main.py / main_8.py / README
+# (docs/poster_v2.md#r5-training-recipe-and-sam-step)
 POSTER = [
     ("poster_v2_rafdb.yaml", "rafdb", 3.5e-5, "shuffle", 0.5, [0.02, 0.1]),
     ("poster_v2_affectnet7.yaml", "affectnet7", 1e-6, "balanced", 1.0, [0.05, 0.05]),
     ("poster_v2_affectnet8.yaml", "affectnet8", 1e-6, "balanced", 1.0, [0.05, 0.05]),
     ("poster_v2_caer_s.yaml", "caer_s", 4e-5, "shuffle", 1.0, [0.05, 0.05]),
 ]
-# (file, data set, epochs, sampler) from the MPA-FER paper §4.1 and the design doc §10
+# (file, data set, epochs, sampler) from the MPA-FER paper §4.1 and docs/mpa_fer.md#d9-training-recipe-and-transforms
 MPA = [
     ("mpa_fer_vit_b16_rafdb.yaml", "rafdb", 120, "shuffle"),
     ("mpa_fer_vit_b16_ferplus.yaml", "ferplus", 120, "shuffle"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,7 @@ from ferkit.cli.main import main as cli
 from ferkit.errors import ConfigError
 from ferkit.train import load_config, train
 from ferkit.train.step import StepRunner
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _engine_helpers import make_folder_dataset, tiny_overrides  # noqa: E402
+from tests._engine_helpers import make_folder_dataset, tiny_overrides
 
 TIMING = ("images_per_second", "epoch_seconds")
 

@@ -10,10 +10,10 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
+from ferkit.data.subsets import stratified_indices
 from ferkit.evaluation.metrics import confusion_matrix, summarize
 from ferkit.evaluation.runner import Predictions, label_map, score
 from ferkit.train.config import OptimSection, ScheduleSection
-from ferkit.train.data import stratified_indices
 from ferkit.train.optim import SAM, build_optimizer
 from ferkit.train.schedule import LRSchedule
 from ferkit.train.step import StepRunner, TrainForward
@@ -130,7 +130,8 @@ def test_gradient_accumulation_equals_one_big_batch():
 def test_fp16_sam_skips_overflowing_step():
     model = torch.nn.Linear(3, 2)
     opt = build_optimizer(model.parameters(), OptimSection(name="adam", lr=0.1))
-    runner = StepRunner(TrainForward(model), opt, device=torch.device("cpu"), precision="fp16", sam=SAM(opt, 0.05))
+    runner = StepRunner(TrainForward(model), opt, device=torch.device("cpu"), precision="fp16", sam=SAM(opt, 0.05),
+                        allow_cpu_fp16=True)  # loss scaling exercised without a GPU (explicit opt-in)
     before = [p.detach().clone() for p in model.parameters()]
     scale = runner.scaler.get_scale()
     x = torch.full((4, 3), float("inf"))  # an overflow -> non-finite gradients in the first SAM pass

@@ -3,8 +3,6 @@ offline mode, cache verification and pretrained configs."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import json
 import os
 import threading
@@ -15,83 +13,17 @@ import pytest
 from ferkit.errors import WeightsError
 from ferkit.hub import (
     ASSETS,
-    PRETRAINED,
-    Asset,
     cache_dir,
     cached_path,
     cached_status,
     download,
     get_weights,
     import_weights,
-    list_pretrained,
-    resolve_pretrained,
     verify_cache,
 )
 from ferkit.labels import DATASET_ORDERS
-
-DATA = bytes(range(256)) * 1200  # 307,200 bytes: several 64 KiB chunks
-SHA = hashlib.sha256(DATA).hexdigest()
-SIZE = len(DATA)
-
-
-class Server:
-    """Tiny HTTP server: ``routes[path] = (mode, body)``; modes ok | no_range (ignores Range) | drop_once |
-    drop_once_no_range | drop_always (send half the file, then close) | html | 404."""
-
-    def __init__(self):
-        self.routes: dict[str, tuple[str, bytes]] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                outer.requests.append((self.path, self.headers.get("Range")))
-                mode, body = outer.routes.get(self.path, ("404", b""))
-                if mode == "404":
-                    self.send_error(404, "Not Found")
-                    return
-                if mode == "html":
-                    self._send(200, b"<html>Google Drive - virus scan warning</html>", "text/html; charset=utf-8")
-                    return
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and mode != "no_range":
-                    start = int(rng.split("=")[1].split("-")[0])
-                if mode in ("drop_always", "drop_once", "drop_once_no_range"):
-                    if mode != "drop_always":
-                        outer.routes[self.path] = ("ok" if mode == "drop_once" else "no_range", body)
-                    self._send(206 if start else 200, body[start:], drop_after=(len(body) - start) // 2, start=start,
-                               total=len(body))
-                    return
-                self._send(206 if start else 200, body[start:], start=start, total=len(body))
-
-            def _send(self, code, payload, ctype="application/octet-stream", drop_after=None, start=0, total=0):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                if code == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
-                self.end_headers()
-                if drop_after is None:
-                    self.wfile.write(payload)
-                    return
-                self.wfile.write(payload[:drop_after])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(2)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from ferkit.models import PRETRAINED, list_pretrained, resolve_pretrained
+from tests._hub_helpers import DATA, SHA, Server, make_asset
 
 
 @pytest.fixture
@@ -99,13 +31,6 @@ def server():
     s = Server()
     yield s
     s.close()
-
-
-def _asset(monkeypatch, server, *, sha=SHA, size=SIZE, name="test_blob", paths=("/blob.bin",)) -> Asset:
-    asset = Asset(name, "blob.bin", tuple(server.url + p for p in paths), sha, size, "MIT", "https://example.org",
-                  "test file", "detector")
-    monkeypatch.setitem(ASSETS, name, asset)
-    return asset
 
 
 def _parts(folder: Path):
@@ -123,7 +48,7 @@ def test_cache_dir_honours_ferkit_home(monkeypatch, tmp_path):
 
 
 def test_download_verifies_and_caches(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("ok", DATA)
     path = download(asset.name, offline=False, progress=False)
     assert path == cached_path(asset) and path.read_bytes() == DATA
@@ -135,7 +60,7 @@ def test_download_verifies_and_caches(monkeypatch, server):
 
 
 def test_interrupted_download_resumes_with_a_range_request(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("drop_once", DATA)
     path = download(asset.name, offline=False, progress=False)
     assert path.read_bytes() == DATA
@@ -144,7 +69,7 @@ def test_interrupted_download_resumes_with_a_range_request(monkeypatch, server):
 
 
 def test_server_without_range_support_restarts(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("drop_once_no_range", DATA)
     path = download(asset.name, offline=False, progress=False)
     assert path.read_bytes() == DATA
@@ -152,7 +77,7 @@ def test_server_without_range_support_restarts(monkeypatch, server):
 
 
 def test_connection_dropping_every_time_keeps_the_partial_file_and_resumes_later(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("drop_always", DATA)
     with pytest.raises(WeightsError, match="connection failed 2 times"):
         download(asset.name, offline=False, progress=False, retries=1)
@@ -168,7 +93,7 @@ def test_connection_dropping_every_time_keeps_the_partial_file_and_resumes_later
 
 
 def test_wrong_bytes_are_rejected_and_not_cached(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("ok", DATA[::-1])  # same size, wrong content
     with pytest.raises(WeightsError, match="SHA-256"):
         download(asset.name, offline=False, progress=False)
@@ -177,7 +102,7 @@ def test_wrong_bytes_are_rejected_and_not_cached(monkeypatch, server):
 
 
 def test_wrong_size_is_rejected(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("ok", DATA + b"extra")
     with pytest.raises(WeightsError, match="bytes"):
         download(asset.name, offline=False, progress=False)
@@ -185,7 +110,7 @@ def test_wrong_size_is_rejected(monkeypatch, server):
 
 
 def test_http_404_and_html_pages_fail_clearly(monkeypatch, server):
-    asset = _asset(monkeypatch, server, paths=("/missing.bin", "/page"))
+    asset = make_asset(monkeypatch, server, paths=("/missing.bin", "/page"))
     server.routes["/page"] = ("html", b"")
     with pytest.raises(WeightsError) as err:
         download(asset.name, offline=False, progress=False)
@@ -194,13 +119,13 @@ def test_http_404_and_html_pages_fail_clearly(monkeypatch, server):
 
 
 def test_next_url_is_tried_after_a_failure(monkeypatch, server):
-    asset = _asset(monkeypatch, server, paths=("/missing.bin", "/mirror/blob.bin"))
+    asset = make_asset(monkeypatch, server, paths=("/missing.bin", "/mirror/blob.bin"))
     server.routes["/mirror/blob.bin"] = ("ok", DATA)
     assert download(asset.name, offline=False, progress=False).read_bytes() == DATA
 
 
 def test_weights_url_environment_variable_replaces_the_urls(monkeypatch, server):
-    asset = _asset(monkeypatch, server, paths=("/nowhere",))
+    asset = make_asset(monkeypatch, server, paths=("/nowhere",))
     server.routes["/mirror/blob.bin"] = ("ok", DATA)
     monkeypatch.setenv("FERKIT_WEIGHTS_URL", server.url + "/mirror/")
     assert download(asset.name, offline=False, progress=False).read_bytes() == DATA
@@ -208,7 +133,7 @@ def test_weights_url_environment_variable_replaces_the_urls(monkeypatch, server)
 
 
 def test_offline_mode_never_touches_the_network(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("ok", DATA)
     with pytest.raises(WeightsError, match="ferkit weights import"):
         get_weights(asset.name)  # FERKIT_OFFLINE=1 from conftest
@@ -222,7 +147,7 @@ def test_offline_mode_never_touches_the_network(monkeypatch, server):
 
 
 def test_concurrent_downloads_fetch_once(monkeypatch, server):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     server.routes["/blob.bin"] = ("ok", DATA)
     results = []
     threads = [threading.Thread(target=lambda: results.append(download(asset.name, offline=False, progress=False)))
@@ -235,7 +160,7 @@ def test_concurrent_downloads_fetch_once(monkeypatch, server):
 
 
 def test_unverifiable_assets_need_an_explicit_opt_in(monkeypatch, server):
-    asset = _asset(monkeypatch, server, sha=None, size=None)
+    asset = make_asset(monkeypatch, server, sha=None, size=None)
     server.routes["/blob.bin"] = ("ok", DATA)
     with pytest.raises(WeightsError, match="allow_unverified"):
         download(asset.name, offline=False, progress=False)
@@ -251,7 +176,7 @@ def test_unverifiable_assets_need_an_explicit_opt_in(monkeypatch, server):
 
 
 def test_import_verifies_and_identifies_by_hash(monkeypatch, server, tmp_path):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     good, bad = tmp_path / "good.bin", tmp_path / "bad.bin"
     good.write_bytes(DATA)
     bad.write_bytes(DATA[::-1])
@@ -268,7 +193,7 @@ def test_import_verifies_and_identifies_by_hash(monkeypatch, server, tmp_path):
 
 
 def test_import_of_unverifiable_asset_records_the_hash(monkeypatch, server, tmp_path):
-    asset = _asset(monkeypatch, server, sha=None, size=None)
+    asset = make_asset(monkeypatch, server, sha=None, size=None)
     src = tmp_path / "x.bin"
     src.write_bytes(DATA)
     with pytest.raises(WeightsError, match=SHA):
@@ -278,7 +203,7 @@ def test_import_of_unverifiable_asset_records_the_hash(monkeypatch, server, tmp_
 
 
 def test_verify_cache_and_hand_placed_files(monkeypatch, server, tmp_path):
-    asset = _asset(monkeypatch, server)
+    asset = make_asset(monkeypatch, server)
     path = cached_path(asset)
     path.parent.mkdir(parents=True)
     path.write_bytes(DATA)  # placed by hand, no record: accepted after hashing, record written

@@ -12,7 +12,7 @@ from ferkit.cli.main import main as cli
 from ferkit.convert import detect_format
 from ferkit.errors import WeightsError
 from ferkit.hub import ASSETS, cached_path, import_weights
-from tests.conftest import SHARED_WEIGHTS
+from tests._shared import SHARED_WEIGHTS
 
 FILES = {"dlib_resnet": "dlib_face_recognition_resnet_model_v1.dat", "facemesh": "mediapipe_face_landmark.tflite",
          "mobilefacenet_ir": "cunjian_mobilefacenet_openvino/mobilefacenet.xml",

@@ -93,3 +93,13 @@ def test_load_image_reads_16bit_png_and_rejects_non_images(tmp_path):
         load_image(tmp_path / "x.png")
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "missing.png")
+
+
+def test_core_image_module_imports_no_higher_layer():
+    """``ferkit.image`` is the one home of image decoding (core layer): it must not pull in ``ferkit.data``."""
+    import subprocess
+    import sys
+
+    code = "import sys, ferkit.image; print(sorted(m for m in sys.modules if m.startswith('ferkit.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "ferkit.data" not in out and "ferkit.image" in out

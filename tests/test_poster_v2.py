@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import ferkit
-from ferkit.models.optimize import for_inference
 from ferkit.models.poster_v2.fusion import CrossFusion, WindowCrossAttention, relative_position_index
+from ferkit.nn.optimize import for_inference
 from tests.reference import poster_v2_official as ref
 
 POSTER_MODELS = ferkit.list_models("poster_v2*")
@@ -48,6 +48,7 @@ def test_logits_equal_official_float64(model7, reference_run):
     assert (r["logits"][0] - r["logits"][1]).abs().max() > 1e-2  # the comparison has power
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(100, 100), (224, 180)])
 def test_logits_equal_official_other_sizes(model7, official_sd7, size):
     x = torch.randn(1, 3, *size)
@@ -118,6 +119,7 @@ def test_cross_attention_path_matters(model7, official_sd7):
                 param.copy_(saved)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_eight_classes_and_module_prefix(prefix):
     sd = ref.random_official_state_dict(8, seed=2)
@@ -189,7 +191,8 @@ def test_attention_map_rows_sum_to_one():
     torch.testing.assert_close(a.sum(-1), torch.ones(4, 2, 4))
 
 
-@pytest.mark.parametrize("name", POSTER_MODELS)
+@pytest.mark.parametrize("name", [n if n in ("poster_v2", "poster_v2_open") else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in POSTER_MODELS])  # the full and the default model stay in the quick run
 def test_every_variant_forward_backward(name):
     model = ferkit.create_model(name).train()
     x = torch.randn(1, 3, 112, 112)
@@ -201,6 +204,7 @@ def test_every_variant_forward_backward(name):
     assert not used, f"trainable parameters without gradient: {used[:5]}"
 
 
+@pytest.mark.slow
 def test_variant_token_counts():
     x = torch.randn(1, 3, 112, 112)
     with torch.no_grad():
@@ -210,6 +214,7 @@ def test_variant_token_counts():
     assert len(ferkit.create_model("poster_v2_vit6").fuser.blocks) == 6
 
 
+@pytest.mark.slow
 def test_landmark_batchnorm_modes():
     x = torch.randn(4, 3, 112, 112)
     frozen = ferkit.create_model("poster_v2").train()
@@ -225,6 +230,7 @@ def test_landmark_batchnorm_modes():
     assert not torch.equal(before, official.landmark_net.conv1.bn.running_mean)
 
 
+@pytest.mark.slow
 def test_determinism():
     torch.manual_seed(5)
     a = ferkit.create_model("poster_v2").eval()

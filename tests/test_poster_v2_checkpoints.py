@@ -12,7 +12,7 @@ from ferkit.checkpoint import read_checkpoint
 from ferkit.errors import CheckpointError
 from ferkit.models.poster_v2 import load_ir50, load_mobilefacenet
 from ferkit.models.poster_v2.ir50 import IR50
-from ferkit.models.poster_v2.mobilefacenet import MobileFaceNet
+from ferkit.nn.mobilefacenet import MobileFaceNet
 from tests.reference import poster_v2_official as ref
 
 
@@ -155,7 +155,7 @@ def test_checkpoint_of_another_model(tmp_path):
         ferkit.create_model("poster_v2", checkpoint=ck)
 
 
-@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("suffix", [pytest.param(".pt", marks=pytest.mark.slow), ".safetensors"])
 def test_ferkit_roundtrip(sd7, x, logits7, tmp_path, suffix):
     model = ferkit.create_model("poster_v2", checkpoint=sd7, label_names="rafdb")
     path = model.save(tmp_path / f"model{suffix}", note="test")
@@ -165,6 +165,7 @@ def test_ferkit_roundtrip(sd7, x, logits7, tmp_path, suffix):
     assert again.load_report["format"] == "ferkit"
 
 
+@pytest.mark.slow
 def test_variant_checkpoint_restores_its_config(tmp_path):
     model = ferkit.create_model("poster_v2", vit_depth=4, num_classes=8)
     path = model.save(tmp_path / "deep.pt")

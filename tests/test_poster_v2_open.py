@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 
 import ferkit
+from ferkit.constants import DLIB_NORM
 from ferkit.errors import CheckpointError, ConfigError
 from ferkit.labels import DATASET_ORDERS
 from ferkit.models._factory import promote_aux_head
-from ferkit.models.backbones.dlib_resnet import DlibResNet
-from ferkit.models.backbones.facemesh import FaceMesh
 from ferkit.models.poster_v2 import PosterV2, PosterV2Config
-from ferkit.models.poster_v2.streams import DLIB_NORM
-from tests.conftest import SHARED_WEIGHTS
+from ferkit.nn.dlib_resnet import DlibResNet
+from ferkit.nn.facemesh import FaceMesh
+from tests._shared import SHARED_WEIGHTS
 
 
 @pytest.fixture(scope="module")

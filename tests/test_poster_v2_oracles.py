@@ -91,7 +91,9 @@ def _ids(v) -> str:
     return v[0] + "".join(f",{k}={val}" for k, val in v[1].items())
 
 
-@pytest.mark.parametrize("name,options,spec", VARIANTS, ids=[_ids(v) for v in VARIANTS])
+@pytest.mark.parametrize("name,options,spec", [v if v[0] == "poster_v2" and not v[1] else
+                                               pytest.param(*v, marks=pytest.mark.slow) for v in VARIANTS],
+                         ids=[_ids(v) for v in VARIANTS])  # the quick run keeps the full model
 def test_variant_equals_its_statement(name: str, options: dict, spec: Spec) -> None:
     img, lm = stream_maps()
     model = build(name, **options)
@@ -110,6 +112,7 @@ def _shared_with(full: nn.Module, other: nn.Module) -> nn.Module:
     return other
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ABLATIONS)
 def test_ablation_differs_from_the_full_model(name: str) -> None:
     """With every shared weight equal, each ablation's logits differ from the full model's (by > 1 % of their scale)."""

@@ -12,9 +12,7 @@ from ferkit.checkpoint import read_checkpoint, save_checkpoint
 from ferkit.cli.main import main
 from ferkit.errors import ConfigError
 from ferkit.train import load_config, save_config, train
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _engine_helpers import TINY_PLUGIN, make_folder_dataset, tiny_overrides  # noqa: E402
+from tests._engine_helpers import TINY_PLUGIN, make_folder_dataset, tiny_overrides
 
 EVIL = "ferkit_test_marker_plugin"  # module name of the planted plugin (unique: never imported otherwise)
 
@@ -63,6 +61,7 @@ def test_resume_with_consent_runs_the_plugin(planted_run, capsys, consent):
     assert not stale.exists()
 
 
+@pytest.mark.slow
 def test_resume_in_a_new_process_refuses_too(planted_run, tmp_path):
     """What a user runs: `ferkit train --resume` in a fresh interpreter (nothing imported yet)."""
     run, marker = planted_run

@@ -1,4 +1,5 @@
-"""Helpers shared by sub-commands."""
+"""Helpers shared by sub-commands: the flags several commands take (each defined once here), help texts that name
+registry entries, and output checks."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+#: ``--precision`` values (``torch.autocast`` dtypes; fp32 = no autocast).
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -23,14 +28,120 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+class RegistryHelp(str):
+    """A help text naming registry entries, filled in only when argparse shows it.
+
+    ``RegistryHelp("data set: {names}", names=list_datasets)`` puts ``", ".join(list_datasets())`` in place of
+    ``{names}`` when ``--help`` is printed, so building the parser imports no registry (and no torch): ``ferkit
+    --help`` stays fast while every list comes from its registry. ``%(default)s`` works as in any help text.
+    """
+
+    fields: dict[str, Callable[[], Iterable[str] | str]]
+
+    def __new__(cls, template: str, **fields: Callable[[], Iterable[str] | str]) -> RegistryHelp:
+        self = super().__new__(cls, template)
+        self.fields = fields
+        return self
+
+    def render(self) -> str:
+        values = {k: f() for k, f in self.fields.items()}
+        return str.format(self, **{k: v if isinstance(v, str) else ", ".join(v) for k, v in values.items()})
+
+    def __mod__(self, params: Any) -> str:  # argparse: help % {"default": ..., "prog": ...}
+        return self.render() % params
+
+    def __contains__(self, item: object) -> bool:  # argparse may skip the % step for texts without "%"
+        return item == "%" or str.__contains__(self, item)
+
+
+def pretrained_models() -> list[str]:
+    from ferkit.models.pretrained import list_pretrained
+
+    return list_pretrained()
+
+
+def default_model() -> str:
+    from ferkit.models.pretrained import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def registered_datasets() -> list[str]:
+    from ferkit.data import list_datasets
+
+    return list_datasets()
+
+
+def registered_detectors() -> list[str]:
+    from ferkit.detect import list_detectors
+
+    return list_detectors()
+
+
+# ---- flags shared by several commands (one definition each) ---------------------------------------------------------
+def add_set_arg(p: Any, *, help: str = "model option, repeatable (e.g. --set clip_weights=ViT-B-16.pt)") -> None:
+    """``--set KEY=VALUE`` (repeatable, into ``args.overrides``; read it with :func:`parse_overrides`)."""
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[], help=help)
+
+
+def add_checkpoint_args(p: Any, *, required: bool = False, repeat: bool = False,
+                        help: str = "ferkit or official checkpoint to load") -> None:
+    """``--checkpoint`` (a list with ``repeat``) and ``--trust-checkpoint``."""
+    many = {"action": "append"} if repeat else {}
+    p.add_argument("--checkpoint", required=required, default=None, help=help, **many)
+    add_trust_checkpoint_arg(p)
+
+
+def add_trust_checkpoint_arg(p: Any, *, what: str = "a legacy checkpoint") -> None:
+    """``--trust-checkpoint``: allow unpickling ``what`` (only for trusted files)."""
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help=f"allow full unpickling of {what} with Python objects (only for files you trust)")
+
+
+def add_allow_unverified_arg(p: Any, *, help: str = "let a pretrained --model download weights that have no "
+                                                     "published SHA-256 (their hash is recorded)") -> None:
+    """``--allow-unverified``: accept weights without a published SHA-256."""
+    p.add_argument("--allow-unverified", action="store_true", help=help)
+
+
+def add_device_arg(p: Any, *, default: str = "auto") -> None:
+    p.add_argument("--device", default=default, help=f"auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps (default "
+                                                     f"{default})")
+
+
+def add_precision_arg(p: Any) -> None:
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (default fp32)")
+
+
+def add_detector_arg(p: Any, *, default: str, extra: str = "") -> None:
+    """``--detector NAME``, one of the registered detectors (:func:`ferkit.detect.list_detectors`)."""
+    p.add_argument("--detector", default=default, metavar="NAME",
+                   help=RegistryHelp("face detector: {names}" + extra + " (default: %(default)s)",
+                                     names=registered_detectors))
+
+
+def add_plugin_arg(p: Any, *, extra: str = "") -> None:
+    """``--plugin MODULE_OR_PY`` (repeatable, into ``args.plugins``): code that registers a model, data set or
+    detector; import them with :func:`ferkit.train.plugins.import_plugins`."""
+    p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_PY",
+                   help="import a module or .py file first (registers a custom model, data set or detector), "
+                        "repeatable" + extra)
+
+
+def import_plugins_of(args: argparse.Namespace) -> None:
+    """Import the ``--plugin`` modules of a command (nothing is imported when there are none)."""
+    if getattr(args, "plugins", None):
+        from ferkit.train.plugins import import_plugins
+
+        import_plugins(args.plugins)
+
+
 def add_model_args(p: argparse.ArgumentParser, *, checkpoint: bool = True) -> None:
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                   help="model config override, repeatable (e.g. --set vit_depth=4)")
+    """``--set``, ``--num-classes`` and (``checkpoint``) ``--checkpoint`` / ``--trust-checkpoint``."""
+    add_set_arg(p, help="model config override, repeatable (e.g. --set vit_depth=4)")
     p.add_argument("--num-classes", type=int, default=None, help="class count (default: from the checkpoint, else 7)")
     if checkpoint:
-        p.add_argument("--checkpoint", default=None, help="official or ferkit checkpoint to load")
-        p.add_argument("--trust-checkpoint", action="store_true",
-                       help="allow full unpickling of a legacy checkpoint with Python objects (only for trusted files)")
+        add_checkpoint_args(p)
 
 
 def print_json(obj: Any) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ferkit.cli._common import parse_overrides, print_json
+from ferkit.cli._common import (
+    RegistryHelp,
+    add_allow_unverified_arg,
+    add_checkpoint_args,
+    add_set_arg,
+    parse_overrides,
+    pretrained_models,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,13 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description="Export images (B, 3, S, S) -> logits (B, C) with a dynamic batch axis. "
                                        "MPA-FER's class text features are folded in as constants. The export is "
                                        "compared with PyTorch on random inputs (max |logit difference| <= --atol).")
-    o.add_argument("--model", required=True, help="registered model or pretrained name (arch.tag)")
-    o.add_argument("--checkpoint", default=None, help="ferkit or official checkpoint")
-    o.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling a legacy checkpoint")
-    o.add_argument("--allow-unverified", action="store_true",
-                   help="let a pretrained --model download weights that have no published SHA-256")
-    o.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                   help="model option, repeatable (e.g. --set clip_weights=ViT-B-16.pt)")
+    o.add_argument("--model", required=True,
+                   help=RegistryHelp("registered model (`ferkit models`) or pretrained name: {names}",
+                                     names=pretrained_models))
+    add_checkpoint_args(o, help="ferkit or official checkpoint")
+    add_allow_unverified_arg(o)
+    add_set_arg(o)
     o.add_argument("--out", required=True, help="output .onnx path")
     o.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     o.add_argument("--atol", type=float, default=1e-4, help="parity tolerance on logits (default 1e-4)")

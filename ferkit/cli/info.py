@@ -20,19 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import ferkit
-    from ferkit.models import get_entry
-    from ferkit.models.info import model_info
+    from ferkit.models.info import describe_model
 
     names = ferkit.list_models() if args.model == "all" else [args.model]
-    rows = []
-    for name in names:
-        overrides = parse_overrides(args.overrides)
-        if get_entry(name).family == "mpa_fer" and "clip_weights" not in overrides:
-            # counts and MACs do not depend on CLIP's values: a random CLIP of the right shape will do
-            overrides.update(clip_weights="random", allow_clip_mismatch=True)
-        model = ferkit.create_model(name, num_classes=args.num_classes, checkpoint=args.checkpoint,
-                                    trust_checkpoint=args.trust_checkpoint, **overrides)
-        rows.append(model_info(model, args.input_size))
+    rows = [describe_model(name, input_size=args.input_size, num_classes=args.num_classes, checkpoint=args.checkpoint,
+                           trust_checkpoint=args.trust_checkpoint, **parse_overrides(args.overrides))
+            for name in names]
     if args.json:
         print_json(rows if args.model == "all" else rows[0])
         return 0

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pretrained(args: argparse.Namespace) -> int:
-    from ferkit.hub.pretrained import DEFAULT_MODEL, get_pretrained_cfg, list_pretrained
+    from ferkit.models.pretrained import DEFAULT_MODEL, get_pretrained_cfg, list_pretrained
 
     rows = [get_pretrained_cfg(n).to_dict() | {"default": n == DEFAULT_MODEL} for n in list_pretrained(args.pattern)]
     if args.json:

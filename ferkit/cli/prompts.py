@@ -99,8 +99,9 @@ def run_generate(args: argparse.Namespace) -> int:
                           "FERKIT_LLM_MODEL)")
     if args.api_key_env and not key:
         raise ConfigError(f"environment variable {args.api_key_env} is not set")
-    home = Path(os.environ.get("FERKIT_HOME") or Path.home() / ".cache" / "ferkit")
-    cache = Path(args.cache_dir) if args.cache_dir else home / "cache" / "llm"
+    from ferkit.paths import cache_subdir
+
+    cache = Path(args.cache_dir) if args.cache_dir else cache_subdir("cache", "llm")
     classes = [canonical(c) for c in args.classes] if args.classes else list(CANONICAL)
     endpoint = ChatEndpoint(base_url, model, key, args.temperature, args.timeout)
     doc = generate_descriptions(classes, endpoint, cache_dir=cache, refresh=args.refresh,

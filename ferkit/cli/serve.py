@@ -1,16 +1,13 @@
-"""``ferkit serve``: HTTP API and web page for expression recognition (a thin wrapper over ``ferkit.serve``)."""
+"""``ferkit serve``: HTTP API and web page for expression recognition (a thin wrapper over
+:func:`ferkit.serve.launch.serve_models`)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import signal
 import sys
-from pathlib import Path
 from typing import Any
 
-from ferkit.cli._infer import add_recognizer_args, build_recognizer
+from ferkit.cli._infer import add_recognizer_args, recognizer_options
 
 DESCRIPTION = """\
 Serve one or more models over HTTP: POST /v1/predict (images), POST /v1/predict/video (JSON lines), GET /v1/models,
@@ -61,97 +58,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def model_specs(args: argparse.Namespace) -> list[tuple[str | None, str | None]]:
-    """``(model, checkpoint)`` pairs from the repeated ``--model`` / ``--checkpoint`` flags.
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`ferkit.serve.ServeLimits` fields the flags set (None: from the environment, else the default)."""
+    from ferkit.serve.limits import MB
 
-    Raises:
-        ValueError: checkpoints that cannot be paired with the models.
-    """
-    models = args.model or [None]
-    ckpts = args.checkpoint or []
-    if not ckpts:
-        return [(m, None) for m in models]
-    if len(ckpts) != len(models):
-        raise ValueError(f"give one --checkpoint per --model, in the same order (got {len(models)} models and "
-                         f"{len(ckpts)} checkpoints)")
-    return list(zip(models, ckpts))
-
-
-def model_name(model: str | None, checkpoint: str | None, taken: set[str]) -> str:
-    """The name clients use: the pretrained/registered name, the file name of an ONNX model, ``@checkpoint`` when
-    the same model is served twice."""
-    from ferkit.hub.pretrained import DEFAULT_MODEL
-
-    name = Path(model).name if model and ("/" in model or os.sep in model) else (model or DEFAULT_MODEL)
-    if name in taken and checkpoint:
-        name = f"{name}@{Path(checkpoint).stem}"
-    i = 2
-    base = name
-    while name in taken:
-        name, i = f"{base}#{i}", i + 1
-    return name
-
-
-def limits_from(args: argparse.Namespace) -> Any:
-    from ferkit.serve.limits import MB, ServeLimits
-
-    return ServeLimits.from_env(
-        max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels, max_images=args.max_images,
-        formats=tuple(f for f in args.formats.split(",") if f.strip()), request_timeout=args.request_timeout,
-        max_batch=args.batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-        prep_threads=args.prep_threads, max_video_bytes=int(args.max_video_mb * MB),
-        max_video_frames=args.max_video_frames, max_videos=args.max_videos, video_timeout=args.video_timeout,
-        api_key=args.api_key, cors_origins=tuple(args.cors_origin) if args.cors_origin else None)
-
-
-def build_app(args: argparse.Namespace, *, eager: bool = True) -> Any:
-    """The app of ``ferkit serve``: models loaded now (``eager``) or as factories at start-up (worker processes)."""
-    from ferkit.serve import ServedModel, create_app
-
-    _set_threads(args)
-    limits = limits_from(args)
-    served, taken = [], set()
-    for model, ckpt in model_specs(args):
-        name = model_name(model, ckpt, taken)
-        taken.add(name)
-        one = argparse.Namespace(**{**vars(args), "model": model, "checkpoint": ckpt})
-        source = build_recognizer(one) if eager else (lambda one=one: build_recognizer(one))
-        served.append(ServedModel(name, source, description=f"checkpoint {Path(ckpt).name}" if ckpt else ""))
-    return create_app(served, limits=limits)
-
-
-def _set_threads(args: argparse.Namespace) -> None:
-    import torch
-
-    threads = args.threads or (max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else None)
-    if threads:
-        torch.set_num_threads(int(threads))
+    return dict(max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels, max_images=args.max_images,
+                formats=tuple(f for f in args.formats.split(",") if f.strip()), request_timeout=args.request_timeout,
+                max_batch=args.batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                prep_threads=args.prep_threads, max_video_bytes=int(args.max_video_mb * MB),
+                max_video_frames=args.max_video_frames, max_videos=args.max_videos, video_timeout=args.video_timeout,
+                api_key=args.api_key, cors_origins=tuple(args.cors_origin) if args.cors_origin else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        print("ferkit serve: error: the server needs the serve extra: pip install 'ferkit[serve]'", file=sys.stderr)
-        return 2
-    from ferkit.serve import logs
-    from ferkit.serve.runner import run as serve
-    from ferkit.serve.runner import run_workers
+    from ferkit.serve.launch import serve_models
 
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    limits_from(args)  # validates the limits before anything is loaded
-    logs.configure(args.log_format, logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.INFO)
-    if args.workers == 1:
-        app = build_app(args)
-        # uvicorn re-raises SIGTERM once it has shut down gracefully: make that a normal exit (code 0)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        serve(app, host=args.host, port=args.port, log_format=None, graceful_timeout=args.graceful_timeout)
-        return 0
-    for model, ckpt in model_specs(args):  # fail here, once, rather than in every worker
-        build_recognizer(argparse.Namespace(**{**vars(args), "model": model, "checkpoint": ckpt}))
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    run_workers(settings, workers=args.workers, host=args.host, port=args.port,
-                graceful_timeout=args.graceful_timeout)
+    try:
+        serve_models(args.model, args.checkpoint, load_options=recognizer_options(args), limits=limit_options(args),
+                     host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+                     log_format=args.log_format, graceful_timeout=args.graceful_timeout, plugins=args.plugins)
+    except ImportError as e:  # the serve extra (or a detector's library) is missing
+        print(f"ferkit serve: error: {e}", file=sys.stderr)
+        return 2
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from ferkit.cli._common import parse_overrides
+from ferkit.cli._common import add_plugin_arg, add_set_arg, add_trust_checkpoint_arg, parse_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,22 +17,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  ferkit train --resume runs/poster_v2_rafdb\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", default=None, help="YAML recipe (optional with --resume)")
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                   help="config override, repeatable (e.g. --set optim.lr=1e-4 --set train.epochs=10)")
+    add_set_arg(p, help="config override, repeatable (e.g. --set optim.lr=1e-4 --set train.epochs=10)")
     p.add_argument("--out", default=None, help="run folder (default: output.dir of the config, runs/{name})")
     p.add_argument("--resume", default=None, metavar="RUN_DIR_OR_CKPT",
                    help="continue a run from its folder (last.pt) with its saved config")
     p.add_argument("--allow-changes", action="store_true",
                    help="with --resume: accept a config that differs from the saved one (e.g. more epochs)")
-    p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_PY",
-                   help="import a module or .py file first (registers a custom model or data set), repeatable; with "
-                        "--resume, the consent to run that plugin when the run's config names it")
+    add_plugin_arg(p, extra="; with --resume, the consent to run that plugin when the run's config names it")
     p.add_argument("--trust-plugins", action="store_true",
                    help="with --resume: import every plugin the run's saved config names (runs their code; only for "
                         "runs you trust). Without it, or --plugin for each, such a run is refused")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow full unpickling of a legacy --resume checkpoint or model.init_checkpoint with Python "
-                        "objects (only for files you trust)")
+    add_trust_checkpoint_arg(p, what="a legacy --resume checkpoint or model.init_checkpoint")
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ferkit.cli._infer import add_progress_arg, add_recognizer_args, build_recognizer, want_progress
+from ferkit.cli._infer import (
+    add_frame_args,
+    add_progress_arg,
+    add_recognizer_args,
+    add_records_args,
+    build_recognizer,
+    want_progress,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,10 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "processed frame; optionally an annotated video. Fails clearly without a camera.")
     p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
     add_recognizer_args(p)
-    p.add_argument("--every", type=int, default=1, help="process every N-th frame")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many processed frames")
-    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv"], help="record format on stdout/--output")
-    p.add_argument("--output", "-o", default="-", help="records file (default: stdout)")
+    add_frame_args(p)
+    add_records_args(p, formats=("jsonl", "csv"))
     p.add_argument("--save-video", default=None, metavar="PATH", help="annotated video (.mp4 or .avi)")
     add_progress_arg(p)
     p.set_defaults(func=run)
@@ -25,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ferkit.cli._common import check_output_file
+    from ferkit.infer import write_records
     from ferkit.infer.video import VideoSource
-    from ferkit.infer.writers import RecordWriter
 
     check_output_file(args.output, "-o/--output")
     check_output_file(args.save_video, "--save-video")
@@ -36,12 +41,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ferkit webcam: error: {e}", file=sys.stderr)
         return 1
     rec = build_recognizer(args)
-    failed = 0
-    with RecordWriter(args.output, args.format, rec.label_names) as writer:
-        for record in rec.predict_video(args.camera, every=args.every, max_frames=args.max_frames,
-                                        out=args.save_video, progress=want_progress(args)):
-            failed += record.error is not None
-            writer.write(record)
-            if record.error is not None and record.frame == 0:
-                print(f"ferkit webcam: error: {record.error}", file=sys.stderr)
-    return 1 if failed else 0
+    records = rec.predict_video(args.camera, every=args.every, max_frames=args.max_frames, out=args.save_video,
+                                progress=want_progress(args))
+    summary = write_records(records, args.output, args.format, rec.label_names)
+    if summary.first_error is not None and summary.first_error.frame == 0:
+        print(f"ferkit webcam: error: {summary.first_error.error}", file=sys.stderr)
+    return 1 if summary.failed else 0

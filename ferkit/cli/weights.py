@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ferkit.cli._common import print_json
+from ferkit.cli._common import add_allow_unverified_arg, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,16 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = wsub.add_parser("download", help="download (and verify) weights into the cache")
     q.add_argument("names", nargs="*", metavar="NAME")
     q.add_argument("--all", action="store_true", help="every known asset (unverifiable ones need --allow-unverified)")
-    q.add_argument("--allow-unverified", action="store_true",
-                   help="accept assets without a published SHA-256 (the computed hash is recorded and printed)")
+    add_allow_unverified_arg(q, help="accept assets without a published SHA-256 (the computed hash is recorded and "
+                                     "printed)")
     q.add_argument("--url", default=None, help="download from this URL instead (one NAME only)")
     q.add_argument("--no-progress", action="store_true")
 
     q = wsub.add_parser("import", help="copy a local file into the cache after checking its SHA-256")
     q.add_argument("path")
     q.add_argument("--name", default=None, help="asset name (default: identified by the file's SHA-256)")
-    q.add_argument("--allow-unverified", action="store_true",
-                   help="accept a file for an asset without a published hash")
+    add_allow_unverified_arg(q, help="accept a file for an asset without a published hash")
 
     q = wsub.add_parser("verify", help="re-hash every cached file")
     q.add_argument("--json", action="store_true")

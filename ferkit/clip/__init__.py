@@ -7,9 +7,10 @@
 Needs the ``clip`` extra (``open_clip_torch``); nothing is downloaded at run time.
 """
 
-from ferkit.clip.archs import ARCHS, CLIP_MEAN, CLIP_STD, OPENAI_SHA256, ClipArch, arch_from_state_dict, get_arch
+from ferkit.clip.archs import ARCHS, OPENAI_SHA256, ClipArch, arch_from_state_dict, get_arch
 from ferkit.clip.loader import RANDOM, build_clip, load_clip, read_clip_state_dict
 from ferkit.clip.tokenizer import EOT_ID, SOT_ID, count_tokens, encode, eot_index, tokenize
+from ferkit.constants import CLIP_MEAN, CLIP_STD
 
 __all__ = ["ARCHS", "CLIP_MEAN", "CLIP_STD", "OPENAI_SHA256", "ClipArch", "arch_from_state_dict", "get_arch",
            "RANDOM", "build_clip", "load_clip", "read_clip_state_dict", "EOT_ID", "SOT_ID", "count_tokens",

@@ -1,7 +1,8 @@
 """CLIP architectures as data: the two OpenAI ViTs MPA-FER uses and a tiny one for tests.
 
-Shapes follow OpenAI's released checkpoints (design doc §2, §13). ``tiny`` keeps the real context length and
-vocabulary (so the real BPE tokenizer works) but is small enough for a forward + backward in milliseconds.
+Shapes follow OpenAI's released checkpoints (docs/mpa_fer.md#d1-clip-backbones-and-weights). ``tiny`` keeps the
+real context length and vocabulary (so the real BPE tokenizer works) but is small enough for a forward + backward
+in milliseconds.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 #: SHA-256 of OpenAI's released TorchScript archives (embedded in their download URLs).
 OPENAI_SHA256 = {

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferkit.checkpoint import read_checkpoint, sha256_file, unwrap_state_dict
+from ferkit.checkpoint import load_state_dict_strict, read_checkpoint, sha256_file, unwrap_state_dict
 from ferkit.clip.archs import OPENAI_SHA256, ClipArch, arch_from_state_dict, describe, get_arch
 from ferkit.clip.tokenizer import require_open_clip
-from ferkit.errors import WeightsError
+from ferkit.errors import CheckpointError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def load_clip(arch: ClipArch | str | None, weights: str | os.PathLike, *, trust:
     arch = _check_arch(arch, found, weights)
     model = build_clip(arch, seed=None, device="meta")
     model = model.to_empty(device="cpu")
-    _load_strict(model, sd, weights)
+    _load_weights(model, sd, weights)
     sha = sha256_file(weights)
     source = "openai" if OPENAI_SHA256.get(arch.name) == sha else "file"
     log.info("loaded CLIP %s from %s (sha256 %s%s)", describe(arch), weights, sha[:12],
@@ -120,18 +120,16 @@ def _check_arch(arch: ClipArch | str | None, found: ClipArch, path) -> ClipArch:
     return want
 
 
-def _load_strict(model: nn.Module, sd: dict[str, torch.Tensor], path) -> None:
+def _load_weights(model: nn.Module, sd: dict[str, torch.Tensor], path) -> None:
+    """Strict load (:func:`ferkit.checkpoint.load_state_dict_strict`), raised as ``WeightsError`` like the other
+    problems of a CLIP weights file."""
     own = model.state_dict()
-    if "logit_scale" in sd and sd["logit_scale"].shape != own["logit_scale"].shape:
+    if "logit_scale" in sd and "logit_scale" in own and sd["logit_scale"].shape != own["logit_scale"].shape:
         sd["logit_scale"] = sd["logit_scale"].reshape(own["logit_scale"].shape)
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sd if k in own and sd[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise WeightsError(f"CLIP weights {path} do not fit the model: missing {missing[:8]}, unexpected "
-                           f"{unexpected[:8]}, shape mismatches {shapes[:4]}")
-    model.load_state_dict(sd, strict=True)
+    try:
+        load_state_dict_strict(model, sd, what=f"CLIP weights {path}")
+    except CheckpointError as e:
+        raise WeightsError(str(e)) from None
     # non-persistent buffers (the causal text mask) are not in the file: rebuild them on the real device
     model.attn_mask = _causal_mask(model.context_length)
 

@@ -210,7 +210,8 @@ def _expected_layers(model: torch.nn.Module) -> list[tuple[str, str, dict[str, i
 def dlib_resnet_state_dict(net: DlibNet) -> dict[str, torch.Tensor]:
     """Map a parsed face-recognition network onto :class:`DlibResNet`'s state dict (strict: every layer, field
     and parameter must match the architecture)."""
-    from ferkit.models.backbones.dlib_resnet import DLIB_MEAN, DlibResNet
+    from ferkit.constants import DLIB_MEAN
+    from ferkit.nn.dlib_resnet import DlibResNet
 
     model = DlibResNet()
     if any(abs(a - b) > 1e-3 for a, b in zip(net.input.fields["mean"], DLIB_MEAN)):

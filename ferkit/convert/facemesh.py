@@ -1,4 +1,4 @@
-"""Convert MediaPipe's ``face_landmark.tflite`` into a :class:`~ferkit.models.backbones.facemesh.FaceMesh` state dict.
+"""Convert MediaPipe's ``face_landmark.tflite`` into a :class:`~ferkit.nn.facemesh.FaceMesh` state dict.
 
 The converter does not rely on tensor names: it walks the TFLite graph backwards from each output (landmarks: 1404
 channels, face logit: 1 channel) and parses it into layers (conv + PReLU, BlazeBlock, plain conv), looking through
@@ -22,7 +22,7 @@ from torch import nn
 
 from ferkit.convert.tflite import TFLiteModel, TFLiteOperator, TFLiteTensor, has_tflite_identifier, read_tflite
 from ferkit.errors import CheckpointError
-from ferkit.models.backbones.facemesh import BlazeBlock, ConvPReLU, FaceMesh
+from ferkit.nn.facemesh import BlazeBlock, ConvPReLU, FaceMesh
 
 __all__ = ["FaceMeshConversionError", "convert_facemesh", "facemesh_state_dict", "is_facemesh_tflite"]
 

@@ -1,5 +1,5 @@
 """Import the author's OpenVINO IR of the 68-landmark MobileFaceNet (cunjian/pytorch_face_landmark, the frozen
-landmark stream of POSTER / POSTER++) into :class:`ferkit.models.poster_v2.mobilefacenet.MobileFaceNet`.
+landmark stream of POSTER / POSTER++) into :class:`ferkit.nn.mobilefacenet.MobileFaceNet`.
 
 The IR (v10, FP16) has every BatchNorm folded away: each ``ConvBlock`` is ``Convolution | GroupConvolution -> Add(bias)
 -> PReLU``, each ``LinearBlock`` the same without PReLU, residual units an ``Add`` of two tensors, and the GDC head
@@ -19,7 +19,6 @@ weights converted from it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -30,8 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferkit.checkpoint import check_state_dict, sha256_file
 from ferkit.convert.openvino_ir import IRError, IRModel, Layer, read_ir, resolve_ir_paths
-from ferkit.models.poster_v2.mobilefacenet import GDC, ConvBlock, DepthWise, LinearBlock, MobileFaceNet
+from ferkit.nn.mobilefacenet import GDC, ConvBlock, DepthWise, LinearBlock, MobileFaceNet
 
 LICENCE = "none stated (cunjian/pytorch_face_landmark): import-only, never redistributed"
 INPUT_SIZE = 112
@@ -466,14 +466,9 @@ class _Matcher:
 
 
 def _check_complete(sd: dict[str, torch.Tensor], model: nn.Module, xml_path: Path) -> None:
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and
-              sd[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise IRError(f"{xml_path}: converted weights do not fit MobileFaceNet: missing {missing[:8]}, "
-                      f"unexpected {unexpected[:8]}, shape mismatches {shapes[:8]}")
+    """Every tensor of ``MobileFaceNet`` (``num_batches_tracked`` included), nothing else, the right shapes."""
+    check_state_dict(model.state_dict(), sd, what=f"the state dict converted from {xml_path}", optional=(),
+                     hint="MobileFaceNet", error=IRError)
 
 
 def _check_consts_used(ir: IRModel, used: dict[int, str]) -> None:
@@ -484,14 +479,6 @@ def _check_consts_used(ir: IRModel, used: dict[int, str]) -> None:
 
 
 # ---- public API ---------------------------------------------------------------------------------------------------
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def convert_mobilefacenet_ir(xml_path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Convert the author's MobileFaceNet IR (.xml, .bin or their folder) into a ferkit state dict.

@@ -6,7 +6,7 @@ means; ``list_datasets()`` names the registered loaders. Importing this package 
 
 from ferkit.data import affectnet, caer_s, fer2013, ferplus, generic, rafdb  # noqa: F401  (register loaders)
 from ferkit.data.dataset import FerDataset
-from ferkit.data.images import ImageReadError, load_image, to_rgb
+from ferkit.data.images import ImageReadError, load_image, to_rgb  # load_image: deprecated (ferkit.image.load_pil)
 from ferkit.data.registry import DatasetSpec, build_dataset, get_spec, list_datasets, register_dataset
 
 __all__ = ["build_dataset", "list_datasets", "get_spec", "register_dataset", "DatasetSpec", "FerDataset",

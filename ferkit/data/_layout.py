@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ferkit import labels as _labels
-from ferkit.data.images import is_image_file
 from ferkit.errors import DatasetError
+from ferkit.image import is_image_file
 
 logger = logging.getLogger(__name__)
 

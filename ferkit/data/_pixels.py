@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from ferkit.data.dataset import FerDataset
-from ferkit.data.images import ImageReadError
 from ferkit.errors import DatasetError
+from ferkit.image import ImageReadError
 
 #: ``Usage`` column value -> ferkit split (the official FER2013 / FERPlus split).
 USAGE_SPLITS = {"training": "train", "publictest": "val", "privatetest": "test"}

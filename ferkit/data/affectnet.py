@@ -20,9 +20,9 @@ from PIL import Image
 from ferkit import labels as _labels
 from ferkit.data import _layout
 from ferkit.data.dataset import FerDataset
-from ferkit.data.images import ImageReadError, load_image
 from ferkit.data.registry import DatasetSpec, register_dataset
 from ferkit.errors import DatasetError
+from ferkit.image import ImageReadError, load_pil
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class CroppedDataset(FerDataset):
         self.boxes = list(boxes)
 
     def _decode(self, index: int) -> Image.Image:
-        image = load_image(self.samples[index][0])
+        image = load_pil(self.samples[index][0])
         box = self.boxes[index]
         if box is None:
             return image

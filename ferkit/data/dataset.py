@@ -18,8 +18,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ferkit import labels as _labels
-from ferkit.data.images import load_image
 from ferkit.errors import DatasetError
+from ferkit.image import load_pil
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class FerDataset(Dataset):
 
     def _decode(self, index: int) -> Image.Image:
         """Decode sample ``index`` to RGB; subclasses override this for crops or in-memory pixels."""
-        return load_image(self.samples[index][0])
+        return load_pil(self.samples[index][0])
 
     def read(self, index: int) -> Image.Image:
         """Decode sample ``index`` (no transform, no skipping).

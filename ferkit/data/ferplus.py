@@ -115,7 +115,7 @@ def _vote_shares(votes: Sequence[int]) -> tuple[float, ...]:
 def _fer2013_onehots(ds: FerDataset, fer2013_root: Path, split: str) -> list[tuple[float, ...]]:
     from ferkit.data.fer2013 import build_fer2013
     from ferkit.data.fer_join import match_labels
-    from ferkit.hub.cache import cache_dir
+    from ferkit.paths import cache_subdir
 
     if not all(Path(s).is_file() for s, _ in ds.samples[:1]):
         raise DatasetError(f"{NAME}: aux_fer2013_root needs the image-folder form of FERPlus (files to match)")
@@ -123,7 +123,7 @@ def _fer2013_onehots(ds: FerDataset, fer2013_root: Path, split: str) -> list[tup
     k = len(_labels.DATASET_ORDERS["fer2013"])
     order = _labels.mapping(ref.label_names, _labels.DATASET_ORDERS["fer2013"], strict=True)
     found = match_labels([s for s, _ in ds.samples], [s for s, _ in ref.samples], ref.targets,
-                         cache=cache_dir() / "data")
+                         cache=cache_subdir("data"))
     missing = sum(f is None for f in found)
     if missing:
         logger.warning("%s/%s: %d images have no FER2013 twin; their auxiliary target is empty", NAME, split, missing)

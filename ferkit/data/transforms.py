@@ -1,13 +1,8 @@
-"""Train and eval transforms as POSTER++ and MPA-FER use them (torchvision, PIL input -> normalised tensor).
+"""Train and eval transforms (torchvision, PIL input -> normalised tensor), described by one dataclass.
 
-POSTER++ (official ``main.py``): train ``Resize((224, 224))`` -> ``RandomHorizontalFlip()`` -> ``ToTensor()`` ->
-``Normalize(ImageNet)`` -> ``RandomErasing`` with the per-data-set setting (RAF-DB ``p=0.5, scale=(0.02, 0.1)``;
-AffectNet-7/8 and CAER-S ``p=1, scale=(0.05, 0.05)``); eval ``Resize((224, 224))`` -> ``ToTensor()`` -> ``Normalize``.
-Erasing comes after normalisation, so erased pixels are 0 = the mean colour.
-
-MPA-FER (ferkit design §10): train ``Resize((256, 256), bicubic)`` -> ``RandomCrop(224)`` -> ``RandomHorizontalFlip``
--> ``ToTensor`` -> ``Normalize(CLIP)`` -> ``RandomErasing(p=0.5, scale=(0.02, 0.1), value=0)``; eval
-``Resize((224, 224), bicubic)`` -> ``ToTensor`` -> ``Normalize(CLIP)``.
+This module knows no model family: a family's official augmentation is declared by the family
+(``ferkit/models/<family>/transforms.py``, on its registry entry) and passed in as ``defaults``;
+:func:`ferkit.models.transforms.build_transform` does that for a model, a model name or a family name.
 """
 
 from __future__ import annotations
@@ -21,14 +16,11 @@ from typing import Any
 import torchvision.transforms as T
 
 from ferkit.config import apply_overrides
+from ferkit.constants import IMAGENET_MEAN, IMAGENET_STD
 from ferkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 INTERPOLATIONS = {"nearest": T.InterpolationMode.NEAREST, "bilinear": T.InterpolationMode.BILINEAR,
                   "bicubic": T.InterpolationMode.BICUBIC, "lanczos": T.InterpolationMode.LANCZOS,
                   "box": T.InterpolationMode.BOX, "hamming": T.InterpolationMode.HAMMING}
@@ -39,7 +31,7 @@ class TransformConfig:
     """Every parameter of a ferkit transform (override any of them by name).
 
     Attributes:
-        family: ``"poster_v2"`` or ``"mpa_fer"`` (which defaults were used).
+        family: the model family whose defaults were used (``data_config["family"]``), informative only.
         train: training (augmenting) or evaluation transform.
         input_size: side of the square network input.
         resize_size: train only: resize to this square, then ``RandomCrop(input_size)``; ``None`` resizes straight
@@ -54,7 +46,7 @@ class TransformConfig:
         grayscale: convert to 3-channel grey first (train and eval), for models trained on grey faces (FER2013).
     """
 
-    family: str = "poster_v2"
+    family: str = ""
     train: bool = True
     input_size: int = 224
     resize_size: int | None = None
@@ -87,66 +79,29 @@ class TransformConfig:
             raise ConfigError(f"scale must be (min, max) with 0 < min <= max, got {self.scale}")
 
 
-FAMILIES: dict[str, dict[str, Any]] = {
-    "poster_v2": {"interpolation": "bilinear", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
-    "mpa_fer": {"interpolation": "bicubic", "mean": CLIP_MEAN, "std": CLIP_STD},
-}
-#: POSTER++'s RandomErasing per data set (official main.py); other data sets get the RAF-DB setting.
-POSTER_V2_ERASING: dict[str, dict[str, Any]] = {
-    "rafdb": {"erasing_p": 0.5, "erasing_scale": (0.02, 0.1)},
-    "affectnet7": {"erasing_p": 1.0, "erasing_scale": (0.05, 0.05)},
-    "affectnet8": {"erasing_p": 1.0, "erasing_scale": (0.05, 0.05)},
-    "caer_s": {"erasing_p": 1.0, "erasing_scale": (0.05, 0.05)},
-}
 _DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "grayscale")
 
 
-def _dataset_name(dataset: Any) -> str | None:
-    if dataset is None:
-        return None
-    name = getattr(dataset, "name", dataset)
-    from ferkit.data.registry import get_spec
-
-    return get_spec(str(name)).name
-
-
-def resolve_transform_config(family_or_data_config: str | Mapping[str, Any], train: bool, *, dataset: Any = None,
-                             **overrides: Any) -> TransformConfig:
-    """The :class:`TransformConfig` for a family name or a model's ``data_config`` dict, a data set (POSTER++ picks
-    its erasing setting by data set name) and explicit ``overrides`` (unknown keys raise ``ConfigError``)."""
-    if isinstance(family_or_data_config, Mapping):
-        data_config = dict(family_or_data_config)
-        family = str(data_config.get("family", "poster_v2"))
-    else:
-        data_config, family = {}, str(family_or_data_config)
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown transform family {family!r}; known: {', '.join(FAMILIES)}")
-    values: dict[str, Any] = {"family": family, "train": bool(train), **FAMILIES[family]}
-    if family == "poster_v2":
-        values.update(POSTER_V2_ERASING.get(_dataset_name(dataset) or "rafdb", POSTER_V2_ERASING["rafdb"]))
+def transform_config(data_config: Mapping[str, Any], train: bool, *, defaults: Mapping[str, Any] | None = None,
+                     **overrides: Any) -> TransformConfig:
+    """The :class:`TransformConfig` of a model input: :class:`TransformConfig`'s defaults, then ``defaults`` (a model
+    family's augmentation, ``ferkit.models.get_family(name).transform_defaults``), then the model's ``data_config``
+    (``input_size``, ``mean``, ``std``, ``interpolation``, ``grayscale``), then ``overrides`` (unknown keys raise
+    ``ConfigError``). Families are resolved one layer up, by :func:`ferkit.models.transforms.build_transform`."""
+    if not isinstance(data_config, Mapping):
+        raise ConfigError(f"expected a model's data_config mapping, got {data_config!r}; for a family or model name "
+                          "use ferkit.models.build_transform(name, train, ...)")
+    values: dict[str, Any] = {"train": bool(train), **dict(defaults or {})}
+    if data_config.get("family") is not None:
+        values["family"] = str(data_config["family"])
     values.update({k: data_config[k] for k in _DATA_CONFIG_KEYS if data_config.get(k) is not None})
     if isinstance(values.get("input_size"), (tuple, list)):  # (3, H, W) or (H, W) -> H (square inputs only)
         values["input_size"] = int(values["input_size"][-1])
+    resize_ratio = values.pop("resize_ratio", None)
     cfg = apply_overrides(TransformConfig(), values)
-    if family == "mpa_fer" and train and "resize_size" not in overrides:
-        cfg = dataclasses.replace(cfg, resize_size=round(cfg.input_size * 256 / 224))
+    if resize_ratio and train and "resize_size" not in overrides:
+        cfg = dataclasses.replace(cfg, resize_size=round(cfg.input_size * resize_ratio))
     return apply_overrides(cfg, overrides)
-
-
-def build_transform(family_or_data_config: str | Mapping[str, Any], train: bool, *, dataset: Any = None,
-                    **overrides: Any) -> T.Compose:
-    """A torchvision ``Compose`` mapping an RGB ``PIL.Image`` to a normalised ``(3, input_size, input_size)`` float
-    tensor, as the family's official code does (module docstring); see :func:`resolve_transform_config`.
-
-    Example:
-        >>> build_transform("poster_v2", train=True, dataset="affectnet8")  # erasing p=1, scale (0.05, 0.05)
-    """
-    return compose(resolve_transform_config(family_or_data_config, train, dataset=dataset, **overrides))
-
-
-def build_eval_transform(family_or_data_config: str | Mapping[str, Any], **overrides: Any) -> T.Compose:
-    """The evaluation transform (resize, to tensor, normalise)."""
-    return build_transform(family_or_data_config, False, **overrides)
 
 
 def compose(cfg: TransformConfig) -> T.Compose:

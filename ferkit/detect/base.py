@@ -139,17 +139,3 @@ def empty_result(with_landmarks: bool) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Raw result with no detection."""
     return np.zeros((0, 4)), np.zeros((0,)), (np.zeros((0, 5, 2)) if with_landmarks else None)
 
-
-class WholeImageDetector(FaceDetector):
-    """``none``: the whole image is one face with score 1.0 and no landmarks (for pre-cropped faces)."""
-
-    name = "none"
-    default_score_threshold = 0.0
-
-    def __init__(self, *, score_threshold: float | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
-                 **options: Any):
-        super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
-
-    def detect(self, image: np.ndarray, *, channel_order: str = "rgb") -> list[Face]:
-        h, w = to_rgb_uint8(image, channel_order=channel_order).shape[:2]
-        return [Face(box=(0.0, 0.0, float(w), float(h)), score=1.0, landmarks=None)]

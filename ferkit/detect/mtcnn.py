@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferkit.checkpoint import load_state_dict_strict
 from ferkit.detect.base import DEFAULT_MAX_SIDE, FaceDetector, empty_result
 
 
@@ -194,7 +195,7 @@ class MTCNNDetector(FaceDetector):
         self.device = torch.device(device)
         self.pnet, self.rnet, self.onet = PNet().eval(), RNet().eval(), ONet().eval()
         for key, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
-            net.load_state_dict(state_dicts[key], strict=True)
+            load_state_dict_strict(net, state_dicts[key], what=f"MTCNN {key} weights")
             net.to(self.device)
         self.min_face_size, self.thresholds, self.factor = float(min_face_size), tuple(thresholds), float(factor)
 

@@ -5,16 +5,20 @@
 * **Haar** (Viola-Jones frontal-face cascade ``haarcascade_frontalface_default.xml`` that ships with
   opencv-python 4.x) through ``cv2.CascadeClassifier``: boxes only, no calibrated score (reported as 1.0; faces are
   ordered by area). OpenCV 5 no longer ships the cascades, hence the ``<5`` pin of the extra.
+
+Importing this module registers both (``cv2`` itself is imported only when one is created).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ferkit.detect.base import DEFAULT_MAX_SIDE, FaceDetector, empty_result
+from ferkit.detect.registry import WeightsArg, fetch_weights, register_detector
 
 
 def import_cv2() -> Any:
@@ -114,3 +118,30 @@ class HaarDetector(FaceDetector):
         xywh = np.asarray(found, dtype=np.float64).reshape(-1, 4)
         boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         return boxes, np.ones(len(boxes)), None
+
+
+def packaged_yunet() -> Path | None:
+    """The YuNet ONNX file shipped inside the package (MIT / Apache-2.0, 232 KB; see NOTICE), if present."""
+    from importlib.resources import files
+
+    path = Path(str(files("ferkit") / "resources" / "detectors" / "face_detection_yunet_2023mar.onnx"))
+    return path if path.is_file() else None
+
+
+def build_yunet(weights: WeightsArg, *, trust_checkpoint: bool = False, **kw: Any) -> FaceDetector:
+    path = weights or packaged_yunet() or fetch_weights("yunet", detector="yunet")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"YuNet ONNX file not found: {path}")
+    return YuNetDetector(path, **kw)
+
+
+def build_haar(weights: WeightsArg, *, trust_checkpoint: bool = False, **kw: Any) -> FaceDetector:
+    if weights is not None:
+        kw["cascade"] = str(weights)
+    return HaarDetector(**kw)
+
+
+register_detector("yunet", build_yunet, assets=("yunet",), landmarks=True,
+                  description="YuNet 2023mar via cv2.FaceDetectorYN (needs OpenCV; weights ship with ferkit)")
+register_detector("haar", build_haar,
+                  description="OpenCV Haar frontal-face cascade (ships with OpenCV 4, no download)")

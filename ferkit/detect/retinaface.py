@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferkit.checkpoint import load_state_dict_strict
 from ferkit.detect.base import DEFAULT_MAX_SIDE, FaceDetector, empty_result
-from ferkit.models.optimize import fold_batchnorm_
+from ferkit.nn.optimize import fold_batchnorm_
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 
@@ -212,7 +213,7 @@ class RetinaFaceDetector(FaceDetector):
         super().__init__(score_threshold=score_threshold, max_side=max_side, **options)
         self.device = torch.device(device)
         self.net = RetinaFace(config).eval()
-        self.net.load_state_dict(state_dict, strict=True)
+        load_state_dict_strict(self.net, state_dict, what="RetinaFace weights")
         self.optimize = optimize
         if optimize:  # inference-only: BatchNorm folded into the convs, channels-last layout (2-3x faster on CPU)
             fold_batchnorm_(self.net)

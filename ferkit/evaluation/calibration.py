@@ -45,7 +45,3 @@ def reliability(probs: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> Rel
     ece = float((counts[filled] * gaps[filled]).sum() / counts.sum())
     return Reliability(edges, counts, acc, mean_conf, ece, float(gaps[filled].max()))
 
-
-def expected_calibration_error(probs: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
-    """ECE of :func:`reliability`."""
-    return reliability(probs, correct, n_bins).ece

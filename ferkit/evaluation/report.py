@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ferkit.checkpoint import atomic_write_bytes
+from ferkit.device import resolve_precision
 from ferkit.evaluation.runner import label_map, predict, score
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 64, device: st
         features before the head (``None`` otherwise). Report metrics are fractions in [0, 1].
     """
     device = torch.device(device)
+    precision = resolve_precision(precision, device)  # fails before any data is loaded
     lmap = label_map(model.label_names, dataset.label_names)
     targets = list(dataset.targets)
     known = [i for i, t in enumerate(targets) if lmap.index[t] is not None]
@@ -130,6 +132,6 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, *, features
 def _sample(targets: np.ndarray, n: int, seed: int) -> np.ndarray:
     if len(targets) <= n:
         return np.arange(len(targets))
-    from ferkit.train.data import stratified_indices
+    from ferkit.data.subsets import stratified_indices
 
     return np.asarray(stratified_indices(targets.tolist(), n, seed))

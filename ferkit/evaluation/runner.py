@@ -8,7 +8,6 @@ as absent (predicting them is still an error).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferkit import labels as _labels
+from ferkit.device import autocast, resolve_precision
 from ferkit.evaluation.metrics import confusion_matrix, summarize
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,6 @@ def label_map(model_names: Sequence[str], data_names: Sequence[str]) -> LabelMap
     return LabelMap(tuple(model_names), tuple(data_names), index)
 
 
-def autocast(device: torch.device, precision: str):
-    """Autocast context for ``precision`` (``fp32`` = none)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 @dataclass
 class Predictions:
     """Outputs of :func:`predict`, in data-set order (of the loader)."""
@@ -87,7 +79,12 @@ def _features_and_logits(model: nn.Module, x: torch.Tensor, want_features: bool)
 @torch.no_grad()
 def predict(model: nn.Module, loader, device: torch.device, lmap: LabelMap, *, precision: str = "fp32",
             features: bool = False, channels_last: bool = False, progress=None) -> Predictions:
-    """Evaluate ``model`` (eval mode) on every batch of ``loader``; targets mapped to the model's classes."""
+    """Evaluate ``model`` (eval mode) on every batch of ``loader``; targets mapped to the model's classes.
+
+    Raises:
+        ConfigError: ``precision`` is unknown or fp16 on the CPU (:func:`ferkit.device.resolve_precision`).
+    """
+    precision = resolve_precision(precision, device)
     was_training = model.training
     model.eval()
     lookup = lmap.lookup()

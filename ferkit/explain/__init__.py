@@ -9,6 +9,6 @@ See ``docs/inference.md``.
 
 from ferkit.explain.api import Explanation, FaceExplanation, explain, write
 from ferkit.explain.gradient import gradient_map
-from ferkit.explain.poster import attention_maps, combine
+from ferkit.explain.maps import attention_maps, combine
 
 __all__ = ["explain", "write", "Explanation", "FaceExplanation", "attention_maps", "combine", "gradient_map"]

@@ -14,7 +14,7 @@ import torch
 from ferkit.explain import overlay
 from ferkit.explain.gradient import METHODS as GRADIENT_METHODS
 from ferkit.explain.gradient import gradient_map
-from ferkit.explain.poster import attention_maps, combine
+from ferkit.explain.maps import attention_maps, combine
 from ferkit.infer.records import FaceResult, Record
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,13 @@ class Explanation:
     overlay: np.ndarray | None = None
 
 
-def resolve_method(method: str, family: str) -> str:
-    """``auto``: ``attention`` for POSTER++, ``gradient`` otherwise (MPA-FER's Fig. 3 back-propagates to the input)."""
+def resolve_method(method: str, model: Any) -> str:
+    """``auto``: the model's ``default_explanation`` (``attention`` for POSTER++; ``gradient`` otherwise, as MPA-FER's
+    Fig. 3 back-propagates to the input)."""
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; expected one of {METHODS}")
     if method == "auto":
-        return "attention" if family == "poster_v2" else "gradient"
+        return getattr(model, "default_explanation", "gradient")
     return method
 
 
@@ -80,7 +81,7 @@ def explain(recognizer: Any, x: Any, *, method: str = "auto", scale: str | int =
     model = getattr(recognizer.backend, "model", None)
     if model is None:
         raise ValueError("explanations need the PyTorch backend (load the model without backend='onnx')")
-    method = resolve_method(method, recognizer.data_config.get("family", ""))
+    method = resolve_method(method, model)
     out = []
     for k, frame in enumerate(recognizer.predict_frames(x)):
         exp = _explain_frame(recognizer, model, frame, method, scale, target)

@@ -20,12 +20,11 @@ METHODS = ("gradient", "input_x_gradient", "gradcam")
 
 
 def classifier(model: nn.Module) -> nn.Module:
-    """The function to differentiate: MPA-FER with its text features folded in as constants, else the model."""
-    if hasattr(model, "text_features") and hasattr(model, "encode_image"):
-        from ferkit.export.onnx import FoldedTextModel
+    """The function to differentiate: a ferkit model's ``exportable()`` (MPA-FER with its text features folded in
+    as constants), any other module as it is."""
+    from ferkit.models.base import FerModel
 
-        return FoldedTextModel(model)
-    return model
+    return model.exportable() if isinstance(model, FerModel) else model
 
 
 def gradient_map(model: nn.Module, x: torch.Tensor, target: torch.Tensor | list[int] | None = None,

@@ -21,6 +21,7 @@ from torch import nn
 from ferkit.checkpoint import atomic_path, sha256_file
 from ferkit.errors import FerkitError
 from ferkit.export.sidecar import write_sidecar
+from ferkit.models.base import FerModel
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +32,12 @@ class ExportError(FerkitError, RuntimeError):
     """The exported model does not reproduce the PyTorch model."""
 
 
-class FoldedTextModel(nn.Module):
-    """MPA-FER with its class text features as a constant buffer: images (B, 3, S, S) -> logits (B, C)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        with torch.no_grad():
-            self.register_buffer("text_features", model.text_features().detach().clone())  # (C, E)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        z_g, z_l = self.model.encode_image(images, local=self.model.config.local_align)
-        return self.model.logits_from_features(z_g, z_l, self.text_features)
-
-
 def exportable(model: nn.Module) -> nn.Module:
-    """The module to trace: MPA-FER wrapped in :class:`FoldedTextModel`, other models as they are (eval, CPU, fp32)."""
+    """The module to trace (eval, CPU, fp32): ``model.exportable()`` for ferkit models (MPA-FER folds its text
+    features in), the module itself otherwise."""
     model = model.eval().float().cpu()
-    if model.data_config.get("family") == "mpa_fer" or hasattr(model, "text_features"):
-        return FoldedTextModel(model).eval()
-    return model
+    hook = model.exportable if isinstance(model, FerModel) else None
+    return hook().eval() if hook else model
 
 
 def sidecar_meta(model: nn.Module, opset: int) -> dict[str, Any]:

@@ -9,12 +9,10 @@ See ``docs/weights.md``.
 from ferkit.hub.assets import ASSETS, Asset, find_by_sha256, get_asset, list_assets
 from ferkit.hub.cache import cache_dir, cached_path, cached_status, is_offline, weights_dir
 from ferkit.hub.download import download
-from ferkit.hub.pretrained import PRETRAINED, PretrainedCfg, get_pretrained_cfg, list_pretrained, resolve_pretrained
 from ferkit.hub.store import get_weights, import_weights, verify_cache
 
 __all__ = [
     "ASSETS", "Asset", "get_asset", "list_assets", "find_by_sha256",
     "cache_dir", "weights_dir", "cached_path", "cached_status", "is_offline",
     "get_weights", "download", "import_weights", "verify_cache",
-    "PRETRAINED", "PretrainedCfg", "get_pretrained_cfg", "list_pretrained", "resolve_pretrained",
 ]

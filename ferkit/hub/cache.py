@@ -22,22 +22,11 @@ from typing import Any
 from ferkit.checkpoint import atomic_write_bytes, sha256_file
 from ferkit.errors import WeightsError
 from ferkit.hub.assets import Asset, get_asset
+from ferkit.paths import cache_dir  # re-exported: ferkit.hub.cache_dir is public
 
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """ferkit's cache root: ``cache_dir`` if given, else ``$FERKIT_HOME``, else ``~/.cache/ferkit`` (under
-    ``$XDG_CACHE_HOME`` when set). Weight files live in its ``weights/`` sub-folder."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    home = os.environ.get("FERKIT_HOME")
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "ferkit"
 
 
 def weights_dir(cache: str | os.PathLike | None = None) -> Path:
@@ -78,12 +67,6 @@ def write_record(asset: Asset, path: Path, sha256: str, source: str, **extra: An
     data = json.dumps(rec, indent=1).encode()
     atomic_write_bytes(_sidecar(path), lambda f: f.write(data))
     return rec
-
-
-def remove_cached(path: Path) -> None:
-    """Delete a cached file and its sidecar."""
-    path.unlink(missing_ok=True)
-    _sidecar(path).unlink(missing_ok=True)
 
 
 def check_file(asset: Asset, path: Path, sha256: str, size: int) -> None:

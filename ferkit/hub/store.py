@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ferkit.checkpoint import sha256_file
+from ferkit.checkpoint import atomic_path, sha256_file
 from ferkit.errors import WeightsError
 from ferkit.hub.assets import ASSETS, Asset, find_by_sha256, get_asset
 from ferkit.hub.cache import cached_path, cached_status, check_file, validate_cached, write_record
@@ -105,16 +105,11 @@ def _identify(digest: str, src: Path) -> Asset:
 
 
 def _atomic_copy(src: Path, dest: Path, digest: str) -> None:
-    """Copy to a temporary file next to ``dest``, re-check the hash of the copy, then rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.import")
-    try:
+    """Copy to a temporary file next to ``dest``, re-check the hash of the copy, then rename (:func:`atomic_path`)."""
+    with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
         if sha256_file(tmp) != digest:
             raise WeightsError(f"copy of {src} changed while importing; try again")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def verify_cache(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:

@@ -30,11 +30,12 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
     Args:
         model: registered name (``"poster_v2"``, ``"mpa_fer_vit_b16"``), pretrained ``arch.tag``
             (``"poster_v2.rafdb"``), a ``.onnx`` file exported by ``ferkit export onnx``, or a ferkit model object.
-            ``None``: ferkit's default model (``ferkit.hub.DEFAULT_MODEL``, shipped in the package, trained on FER+).
+            ``None``: ferkit's default model (``ferkit.models.DEFAULT_MODEL``, shipped in the package, trained on FER+).
         checkpoint: ferkit or official checkpoint for a registered name.
-        detector: ``"yunet"`` (default; its weights ship with ferkit) | ``"retinaface"`` | ``"mtcnn"`` | ``"haar"`` |
-            ``"none"`` (alias ``"skip"``: every image is one pre-cropped face), an object with
-            ``detect(rgb) -> list[Face]``, or a callable returning boxes.
+        detector: a registered name (:func:`ferkit.detect.list_detectors`; ``"yunet"``, the default, has its weights
+            shipped with ferkit; ``"none"``, alias ``"skip"``: every image is one pre-cropped face; add one with
+            :func:`ferkit.detect.register_detector`), an object with ``detect(rgb) -> list[Face]``, or a callable
+            returning boxes.
         device: ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
         backend: ``"torch"`` or ``"onnx"`` (default: ``"onnx"`` for a ``.onnx`` path, else ``"torch"``).
         batch_size: images read and faces classified per step.
@@ -56,7 +57,7 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
     if model is None:
         if checkpoint is not None:
             raise ValueError("checkpoint= needs the model it belongs to (model='poster_v2', ...)")
-        from ferkit.hub.pretrained import DEFAULT_MODEL
+        from ferkit.models.pretrained import DEFAULT_MODEL
 
         model = DEFAULT_MODEL
     onnx_path = _onnx_path(model)
@@ -91,7 +92,7 @@ def _create(name: str, checkpoint: Any, trust: bool, overrides: dict[str, Any]) 
     from ferkit.models import create_model
 
     if checkpoint is None and "." not in name:
-        from ferkit.hub.pretrained import DEFAULT_MODEL
+        from ferkit.models.pretrained import DEFAULT_MODEL
 
         log.warning("model %r has no trained weights (no checkpoint given): its predictions are meaningless and "
                     "marked 'untrained'; pass checkpoint=PATH, or use a pretrained name (default: %s; "
@@ -112,7 +113,7 @@ def _pretrained_crop(model: Any) -> str | None:
     """Crop preset of pretrained weights ``arch.tag`` (None for anything else)."""
     if not isinstance(model, str) or "." not in model or _onnx_path(model):
         return None
-    from ferkit.hub import get_pretrained_cfg
+    from ferkit.models.pretrained import get_pretrained_cfg
 
     try:
         return get_pretrained_cfg(model).crop

@@ -16,6 +16,7 @@ from torch import nn
 
 from ferkit.device import autocast, resolve_device, resolve_precision
 from ferkit.errors import ConfigError
+from ferkit.models.base import FerModel
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +33,23 @@ class TorchBackend:
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "auto", precision: str = "fp32",
                  optimize: bool = True):
-        from ferkit.models.optimize import for_inference
+        from ferkit.nn.optimize import for_inference
 
         self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision)
-        autocast(self.device, self.dtype)  # validates the combination early
+        self.precision = resolve_precision(precision, self.device)  # fp16 on the CPU: ConfigError
         self.label_names = tuple(model.label_names)
         self.data_config = dict(model.data_config)
         self.model_name = getattr(model, "model_name", type(model).__name__)
         self.untrained = bool(getattr(model, "untrained", False))
         model = for_inference(model) if optimize else model.eval()
         self.model = model.to(self.device)
-        if hasattr(self.model, "prepare_inference"):  # MPA-FER: compute the class text features once
+        if isinstance(self.model, FerModel):  # e.g. MPA-FER computes its class text features once
             self.model.prepare_inference()
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) float32 -> (B, C) float32 logits on the CPU."""
         x = batch.to(self.device, non_blocking=self.device.type == "cuda")
-        with torch.inference_mode(), autocast(self.device, self.dtype):
+        with torch.inference_mode(), autocast(self.device, self.precision):
             out = self.model(x)
         return out.float().cpu()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.data.images import IMAGE_EXTENSIONS, is_image_file
+from ferkit.image import IMAGE_EXTENSIONS, is_image_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -95,23 +95,23 @@ def list_videos(folder: str | os.PathLike) -> list[Path]:
 def read_rgb(item: InputItem, *, channel_order: str = "rgb") -> np.ndarray:
     """The item as an RGB uint8 (H, W, 3) array.
 
-    Files are decoded with :func:`ferkit.data.images.load_image` (EXIF orientation, grayscale / palette / RGBA
+    Files are decoded with :func:`ferkit.image.load_pil` (EXIF orientation, grayscale / palette / RGBA
     composited on white / 16-bit scaled); arrays are converted with :func:`ferkit.image.to_rgb_uint8`.
 
     Raises:
-        ferkit.data.images.ImageReadError: unreadable file. ValueError: unsupported array.
+        ferkit.image.ImageReadError: unreadable (or missing) file. ValueError: unsupported array.
     """
     if item.error is not None:
         raise ValueError(item.error)
     src = item.source
     if isinstance(src, (str, os.PathLike)):
-        from ferkit.data.images import load_image
+        from ferkit.image import load_pil
 
         if is_video_file(src) and Path(src).is_file():
             raise ValueError(f"{src} is a video file; use predict_video() (CLI: ferkit predict handles videos)")
-        return np.asarray(load_image(src))
+        return np.asarray(load_pil(src))
     if _is_pil(src):
-        from ferkit.data.images import to_rgb
+        from ferkit.image import to_rgb
 
         return np.asarray(to_rgb(src))
     from ferkit.image import to_rgb_uint8

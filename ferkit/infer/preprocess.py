@@ -44,7 +44,7 @@ class Preprocessor:
     """
 
     def __init__(self, data_config: Mapping[str, Any], crop: Mapping[str, Any]):
-        from ferkit.data.transforms import build_eval_transform
+        from ferkit.models.transforms import build_eval_transform
 
         self.size = int(data_config["input_size"] if not isinstance(data_config["input_size"], Sequence)
                         else data_config["input_size"][-1])

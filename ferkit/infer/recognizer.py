@@ -7,38 +7,24 @@ faces), softmax in float64 so that the probabilities sum to 1.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from ferkit.detect.base import Face
-from ferkit.errors import FerkitError
 from ferkit.infer import inputs
 from ferkit.infer.detection import as_face
+from ferkit.infer.frames import Frame, chunks, error_message, progress_bar
 from ferkit.infer.preprocess import Preprocessor
 from ferkit.infer.records import FaceResult, Record
+from ferkit.infer.video import predict_video
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Frame:
-    """An image on its way through the pipeline: its record, pixels (None after an error) and detected faces."""
-
-    record: Record
-    rgb: np.ndarray | None = None
-    faces: list[Face] = field(default_factory=list)
-
-
-def error_message(e: BaseException) -> str:
-    """A one-line message for a failed input (ferkit's own messages as they are, others prefixed by their type)."""
-    msg = str(e) if isinstance(e, (FerkitError, ValueError, OSError)) and str(e) else f"{type(e).__name__}: {e}"
-    return msg if len(msg) <= 500 else msg[:497] + "..."
+__all__ = ["Recognizer", "Frame", "error_message"]  # the last two live in frames.py (shared with video.py)
 
 
 class Recognizer:
@@ -117,9 +103,9 @@ class Recognizer:
         """Like :meth:`predict_iter` but yields :class:`Frame` s (record + RGB pixels + detector faces), e.g. to draw
         the results; pixels of a batch are released once it has been yielded."""
         items = list(inputs.expand(x))
-        bar = _progress(len(items), "images", progress)
+        bar = progress_bar(len(items), "images", progress)
         try:
-            for chunk in _chunks(items, self.batch_size):
+            for chunk in chunks(items, self.batch_size):
                 frames = [self.prepare(item, boxes=boxes, channel_order=channel_order) for item in chunk]
                 yield from self.recognize(frames, logits=logits)
                 bar.update(len(chunk))
@@ -184,18 +170,4 @@ class Recognizer:
             every: process every N-th frame. max_frames: stop after this many processed frames.
             out: path of an annotated output video (``.mp4`` or ``.avi``), or None.
         """
-        from ferkit.infer.video import predict_video
-
         return predict_video(self, source, every=every, max_frames=max_frames, out=out, progress=progress)
-
-
-def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    it = iter(items)
-    while chunk := list(itertools.islice(it, n)):
-        yield chunk
-
-
-def _progress(total: int | None, unit: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit=f" {unit}", disable=not enabled, leave=False, dynamic_ncols=True)

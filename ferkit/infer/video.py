@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.infer.recognizer import Frame, Recognizer, error_message
+from ferkit.infer.frames import Frame, FramePipeline, error_message, progress_bar
 from ferkit.infer.records import Record
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,13 @@ class VideoOutput:
         self.tmp.unlink(missing_ok=True)
 
 
-def predict_video(recognizer: Recognizer, source: Any, *, every: int = 1, max_frames: int | None = None,
+def predict_video(recognizer: FramePipeline, source: Any, *, every: int = 1, max_frames: int | None = None,
                   out: str | os.PathLike | None = None, progress: bool = False) -> Iterator[Record]:
     """Yield one record per processed frame (``frame``, ``timestamp``, ``faces``), then an error record if the video
     could not be opened or ended before its declared length.
 
     Args:
-        recognizer: the :class:`Recognizer`. source: video path or camera index.
+        recognizer: the :class:`~ferkit.infer.Recognizer`. source: video path or camera index.
         every: process every N-th frame (others are skipped without decoding unless ``out`` needs them).
         max_frames: stop after this many processed frames (cameras run until interrupted otherwise).
         out: annotated output video (``.mp4``/``.avi``); skipped frames carry the latest boxes.
@@ -158,10 +158,8 @@ def predict_video(recognizer: Recognizer, source: Any, *, every: int = 1, max_fr
 class _FrameStream:
     """The loop of :func:`predict_video`: read, sample, batch, recognise, annotate, yield."""
 
-    def __init__(self, recognizer: Recognizer, src: VideoSource, every: int, max_frames: int | None,
+    def __init__(self, recognizer: FramePipeline, src: VideoSource, every: int, max_frames: int | None,
                  out: str | os.PathLike | None, progress: bool):
-        from ferkit.infer.recognizer import _progress
-
         self.rec, self.src, self.every, self.max_frames = recognizer, src, every, max_frames
         self.output = VideoOutput(out, src.fps) if out is not None else None
         self.pending: list[Frame] = []
@@ -169,7 +167,8 @@ class _FrameStream:
         self.latest: list = []
         self.failed = False
         total = None if src.frame_count is None else -(-src.frame_count // every)
-        self.bar = _progress(total if max_frames is None else min(total or max_frames, max_frames), "frames", progress)
+        total = total if max_frames is None else min(total or max_frames, max_frames)
+        self.bar = progress_bar(total, "frames", progress)
 
     def run(self) -> Iterator[Record]:
         index = processed = 0

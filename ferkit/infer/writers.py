@@ -11,7 +11,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -79,6 +80,41 @@ class RecordWriter:
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         self.close(success=exc_type is None)
+
+
+@dataclass
+class WriteSummary:
+    """What :func:`write_records` wrote: ``records`` in all, ``failed`` of them with an error, the first of those."""
+
+    records: int = 0
+    failed: int = 0
+    first_error: Record | None = None
+
+
+def write_records(records: Iterable[Record], path: str | os.PathLike | IO[str] | Sequence[str | os.PathLike | IO[str]]
+                  | None, fmt: str, label_names: Sequence[str], *, logits: bool = False,
+                  flat: bool = False) -> WriteSummary:
+    """Write every record (as it comes) to one destination or to each of a list of them, then close the files.
+
+    Args:
+        path: a file, an open text stream, None / ``"-"`` for stdout, or a list of these. Others: see
+            :class:`RecordWriter`.
+    """
+    paths = list(path) if isinstance(path, (list, tuple)) else [path]
+    writers = [RecordWriter(p, fmt, label_names, logits=logits, flat=flat) for p in paths]
+    summary = WriteSummary()
+    try:
+        for record in records:
+            summary.records += 1
+            if record.error is not None:
+                summary.failed += 1
+                summary.first_error = summary.first_error or record
+            for w in writers:
+                w.write(record)
+    finally:
+        for w in writers:
+            w.close()
+    return summary
 
 
 def dumps(records: Sequence[Record], fmt: str, label_names: Sequence[str], **kw: Any) -> str:

@@ -14,6 +14,7 @@ from ferkit.checkpoint import read_checkpoint
 from ferkit.config import to_dict
 from ferkit.errors import CheckpointError
 from ferkit.models._registry import ModelEntry, get_entry
+from ferkit.models.base import FerModel
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
     if tag:
         if checkpoint is not None:
             raise ValueError(f"give either a pretrained tag ({name!r}) or checkpoint=, not both")
-        from ferkit.hub import resolve_pretrained
+        from ferkit.models.pretrained import resolve_pretrained
 
         checkpoint, pcfg = resolve_pretrained(name, allow_unverified=allow_unverified)
         if pcfg.head == "aux":
@@ -56,6 +57,9 @@ def create_model(name: str, *, num_classes: int | None = None, label_names: Sequ
             num_classes, label_names = _classes_from_checkpoint(info, num_classes, label_names)
     args.update(overrides)
     model = entry.builder(label_names=label_names, num_classes=num_classes, trust_checkpoint=trust_checkpoint, **args)
+    if not isinstance(model, FerModel):
+        raise TypeError(f"the builder of model {base!r} returned a {type(model).__name__}; model builders must "
+                        "return a ferkit.models.FerModel (docs/architecture.md)")
     model.model_name = base
     if ckpt is not None:
         model.load_report = entry.adapter.load(model, ckpt, reset_head=reset_head)

@@ -23,10 +23,47 @@ class FerModel(nn.Module):
         untrained: set by ``create_model`` when no trained head was loaded; inference marks such outputs.
     """
 
-    model_name: str = ""
+    model_name: str = ""  # set by create_model from the registry entry; constructors leave it alone
     data_config: dict[str, Any] = {}
     #: True when the classifier was never trained (no checkpoint, or a reset head): outputs are meaningless.
     untrained: bool = False
+    #: layout forward() gives its convolutions; :func:`ferkit.nn.optimize.to_channels_last` switches it.
+    memory_format: torch.memory_format = torch.contiguous_format
+    #: what ``explain(method="auto")`` uses: ``"gradient"`` (any model) or ``"attention"`` (:meth:`attention_maps`).
+    default_explanation: str = "gradient"
+    #: optional ``training_loss(images, targets[, label_smoothing]) -> (loss, logits, parts)`` for models whose
+    #: training objective is more than cross-entropy on their logits (MPA-FER's alignment terms, an auxiliary head);
+    #: None: the trainer applies cross-entropy (with label smoothing) to ``forward(images)``.
+    training_loss: Any = None
+    #: state-dict prefixes of the classifier, replaced by ``create_model(..., reset_head=True)``
+    head_prefixes: tuple[str, ...] = ("head.",)
+
+    # ---- optional hooks: the defaults below are what the trainer, inference, export and explain use ------------
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser updates (default: every parameter with ``requires_grad``)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def prepare_training(self, train_dataset: Any, **kwargs: Any) -> None:
+        """Called once before training with the untransformed training set (``cache_dir``, ``device``,
+        ``batch_size``, ``num_workers`` as keywords), e.g. MPA-FER's class prototypes. Default: nothing."""
+
+    def prepare_inference(self) -> FerModel:
+        """Called once before inference (e.g. MPA-FER computes its class text features). Default: nothing."""
+        return self
+
+    def exportable(self) -> nn.Module:
+        """The module ONNX export traces and gradient explanations differentiate: images (B, 3, S, S) -> logits
+        (B, C) with no state outside tensors (MPA-FER folds its text features in as constants). Default: self."""
+        return self
+
+    def attention_maps(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Attention the model pays to each image position, per scale ``{scale: (B, M, M)}`` (POSTER++).
+
+        Raises:
+            ValueError: the model has no attention maps (use a gradient explanation).
+        """
+        raise ValueError(f"{type(self).__name__} has no attention maps; use a gradient explanation method")
 
     def _set_labels(self, label_names: Sequence[str] | str | None, num_classes: int | None, default: Sequence[str]):
         if isinstance(label_names, str):

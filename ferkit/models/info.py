@@ -10,11 +10,14 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from ferkit.models.base import FerModel
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
           nn.SyncBatchNorm)
@@ -115,7 +118,7 @@ def effective_params(model: nn.Module, x: torch.Tensor) -> int:
 def model_info(model: nn.Module, input_size: int | None = None) -> dict[str, Any]:
     """Parameter counts and MACs of ``model`` for one (1, 3, S, S) input (S = the model's input size, 224)."""
     size = input_size or getattr(model, "data_config", {}).get("input_size", 224)
-    if callable(getattr(model, "prepare_inference", None)):
+    if isinstance(model, FerModel):
         model.prepare_inference()  # e.g. MPA-FER: class text features are computed once, not per image
     x = torch.randn(1, 3, size, size)
     macs_thop, params_thop = thop_count(model, x)
@@ -131,3 +134,19 @@ def model_info(model: nn.Module, input_size: int | None = None) -> dict[str, Any
         "macs": real_macs(model, x),
         "macs_thop": macs_thop,
     }
+
+
+def describe_model(name: str, *, input_size: int | None = None, num_classes: int | None = None,
+                   checkpoint: str | os.PathLike | None = None, trust_checkpoint: bool = False,
+                   **overrides: Any) -> dict[str, Any]:
+    """:func:`model_info` of a registered model built by ``create_model`` (what ``ferkit info NAME`` prints). The
+    family's ``info_overrides`` (e.g. MPA-FER: a random CLIP, as counts do not depend on its values) are used unless
+    the caller sets any of those options."""
+    from ferkit.models._factory import create_model
+    from ferkit.models._registry import get_entry
+
+    extra = get_entry(name.split(".")[0]).family_spec.info_overrides
+    options = dict(overrides) if set(extra) & set(overrides) else {**extra, **overrides}
+    model = create_model(name, num_classes=num_classes, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
+                         **options)
+    return model_info(model, input_size)

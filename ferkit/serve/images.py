@@ -1,6 +1,6 @@
 """Uploaded image bytes -> RGB pixels, refusing what the server does not take before decoding it: unknown or
 disallowed formats (415), images larger than ``max_pixels`` by their header (413, decompression bombs), then
-undecodable data (400). Decoding is :func:`ferkit.data.images.load_image` (EXIF orientation, alpha on white)."""
+undecodable data (400). Decoding is :func:`ferkit.image.load_image` (EXIF orientation, alpha on white)."""
 
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def decode(data: bytes, name: str, *, formats: Sequence[str], max_pixels: int) -
     Raises:
         ServeError: as :func:`probe`, and 400 when the data cannot be decoded (truncated, corrupt).
     """
-    from ferkit.data.images import ImageReadError, load_image
+    from ferkit.image import ImageReadError, load_image
 
     probe(data, name, formats=formats, max_pixels=max_pixels)
     fp = io.BytesIO(data)
     fp.name = name  # named in load_image's messages
     try:
-        return np.asarray(load_image(fp))
+        return load_image(fp)
     except ImageReadError as e:
         raise ServeError(400, str(e), type="invalid_image") from None

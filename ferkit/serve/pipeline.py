@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ferkit.detect.base import Face
-from ferkit.infer.recognizer import error_message
+from ferkit.infer.frames import error_message
 from ferkit.infer.records import Record
 from ferkit.serve.errors import ServeError
 from ferkit.serve.images import decode

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ferkit.detect.base import Face
-from ferkit.infer.recognizer import Recognizer, error_message
+from ferkit.infer.frames import error_message
+from ferkit.infer.recognizer import Recognizer
 from ferkit.serve.batcher import MicroBatcher
 from ferkit.serve.metrics import Metrics
 

@@ -1,6 +1,7 @@
-"""Running an app with uvicorn: one process (an app object), or ``workers`` processes that each build the app from the
-``ferkit serve`` arguments passed in an environment variable. SIGINT/SIGTERM stop accepting connections, let the
-requests in flight finish (at most ``graceful_timeout`` seconds), then stop the models' threads."""
+"""Running an app with uvicorn: one process (an app object), or ``workers`` processes that each build the app with a
+factory from settings passed in an environment variable (see :func:`ferkit.serve.launch.serve_models`).
+SIGINT/SIGTERM stop accepting connections, let the requests in flight finish (at most ``graceful_timeout`` seconds),
+then stop the models' threads."""
 
 from __future__ import annotations
 
@@ -53,23 +54,11 @@ def run(app: Any, *, host: str = "127.0.0.1", port: int = 8000, log_format: str 
     uvicorn.Server(uvicorn.Config(app, **uvicorn_options(host, port, graceful_timeout, **uvicorn_kw))).run()
 
 
-def run_workers(settings: dict[str, Any], *, workers: int, host: str, port: int, graceful_timeout: float) -> None:
-    """Serve with ``workers`` processes, each building its app from ``settings`` (the parsed ``ferkit serve``
-    arguments)."""
+def run_workers(settings: dict[str, Any], *, workers: int, host: str, port: int, graceful_timeout: float,
+                factory: str = "ferkit.serve.launch:app_from_env") -> None:
+    """Serve with ``workers`` processes, each building its app with ``factory`` (``"module:function"``, called
+    without arguments) from ``settings``, a JSON object it reads from ``FERKIT_SERVE_ARGS``."""
     import uvicorn
 
     os.environ[ENV_ARGS] = json.dumps(settings)
-    uvicorn.run("ferkit.serve.runner:app_from_env", factory=True, workers=int(workers),
-                **uvicorn_options(host, port, graceful_timeout))
-
-
-def app_from_env() -> Any:
-    """App factory of a worker process: the ``ferkit serve`` arguments from ``FERKIT_SERVE_ARGS``; the models load
-    in the background (``/readyz`` is 503 until they are ready)."""
-    import argparse
-
-    from ferkit.cli.serve import build_app
-
-    args = argparse.Namespace(**json.loads(os.environ[ENV_ARGS]))
-    logs.configure(args.log_format)
-    return build_app(args, eager=False)
+    uvicorn.run(factory, factory=True, workers=int(workers), **uvicorn_options(host, port, graceful_timeout))

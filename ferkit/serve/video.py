@@ -18,7 +18,8 @@ import torch
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from ferkit.infer.recognizer import Recognizer, error_message
+from ferkit.infer.frames import error_message
+from ferkit.infer.recognizer import Recognizer
 from ferkit.infer.records import Record
 from ferkit.serve.errors import ServeError
 from ferkit.serve.registry import ServedModel

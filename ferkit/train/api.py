@@ -163,9 +163,9 @@ def finish(trainer: Trainer, result: TrainResult) -> None:
 
 
 def _test_report(trainer: Trainer, out: Path) -> dict[str, Any]:
-    from ferkit.data.transforms import build_transform
     from ferkit.evaluation import evaluate, write_report
     from ferkit.models import create_model
+    from ferkit.models.transforms import build_transform
     from ferkit.train.data import build_split
 
     cfg = trainer.cfg

@@ -35,7 +35,7 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+def rank_device(spec: str, local_rank: int = 0) -> torch.device:
     """:func:`ferkit.device.resolve_device`, with a bare ``cuda`` (or ``auto`` on a GPU machine) meaning
     ``cuda:LOCAL_RANK`` so each DDP process takes its own GPU."""
     from ferkit.device import resolve_device as _resolve
@@ -51,7 +51,7 @@ def setup(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local)
+    dev = rank_device(device, local)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
@@ -86,11 +86,3 @@ def broadcast_object(obj: Any) -> Any:
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
-
-def all_agree(value: Any) -> bool:
-    """True when every process passes an equal ``value`` (used to fail together, e.g. on a bad resume)."""
-    if not dist.is_initialized():
-        return True
-    values = [None] * dist.get_world_size()
-    dist.all_gather_object(values, value)
-    return all(v == values[0] for v in values)

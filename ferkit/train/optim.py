@@ -1,8 +1,9 @@
 """Optimisers: Adam / AdamW / SGD, optionally wrapped in SAM (sharpness-aware minimisation, Foret et al., ICLR 2021).
 
-SAM step as the official POSTER++ code performs it (reference §7): gradient g at w -> e = rho * g / (||g||_2 + 1e-12)
--> w + e -> gradient at w + e -> restore w -> base optimiser step with that second gradient. ``adaptive=True`` gives
-ASAM (Kwon et al. 2021): the norm and e are taken elementwise-scaled by |w| (e = rho * w^2 g / ||w g||).
+SAM step as the official POSTER++ code performs it (docs/poster_v2.md#r5-training-recipe-and-sam-step): gradient g
+at w -> e = rho * g / (||g||_2 + 1e-12) -> w + e -> gradient at w + e -> restore w -> base optimiser step with that
+second gradient. ``adaptive=True`` gives ASAM (Kwon et al. 2021): the norm and e are taken elementwise-scaled by |w|
+(e = rho * w^2 g / ||w g||).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ferkit.evaluation.runner import autocast
+from ferkit.device import autocast, resolve_precision
 from ferkit.train.optim import SAM
 
 
@@ -70,13 +70,19 @@ class StepStats:
 
 
 class StepRunner:
-    """Runs optimiser steps for a (possibly DDP-wrapped) :class:`TrainForward`."""
+    """Runs optimiser steps for a (possibly DDP-wrapped) :class:`TrainForward`.
+
+    ``precision`` follows :func:`ferkit.device.resolve_precision`: fp16 on the CPU raises ``ConfigError`` unless
+    ``allow_cpu_fp16=True`` (for exercising loss scaling without a GPU).
+    """
 
     def __init__(self, forward: nn.Module, optimizer: torch.optim.Optimizer, *, device: torch.device,
                  precision: str = "fp32", sam: SAM | None = None, grad_clip: float | None = None,
-                 channels_last: bool = False):
+                 channels_last: bool = False, allow_cpu_fp16: bool = False):
         self.forward, self.optimizer, self.sam = forward, optimizer, sam
+        precision = resolve_precision(precision, device, allow_cpu_fp16=allow_cpu_fp16)
         self.device, self.precision, self.grad_clip, self.channels_last = device, precision, grad_clip, channels_last
+        self.allow_cpu_fp16 = allow_cpu_fp16
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
 
@@ -109,7 +115,7 @@ class StepRunner:
         for i, (x, y) in enumerate(batches):
             last = i == len(batches) - 1
             with self.forward.no_sync() if ddp and not last else contextlib.nullcontext():
-                with autocast(self.device, self.precision):
+                with autocast(self.device, self.precision, allow_cpu_fp16=self.allow_cpu_fp16):
                     loss, logits, parts = self.forward(x, y)
                 self.scaler.scale(_full(loss) * (len(y) / total)).backward()
             if record:

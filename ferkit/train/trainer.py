@@ -22,9 +22,11 @@ from torch.utils.data import DataLoader
 
 from ferkit.checkpoint import save_checkpoint
 from ferkit.config import apply_overrides, to_dict
+from ferkit.device import resolve_precision
 from ferkit.errors import ConfigError
 from ferkit.evaluation.metrics import confusion_matrix, summarize
 from ferkit.evaluation.runner import label_map, predict
+from ferkit.nn.optimize import to_channels_last
 from ferkit.train import distributed
 from ferkit.train.config import RunConfig, save_config
 from ferkit.train.data import ShardSampler, build_split, make_loader, train_sampler
@@ -49,13 +51,6 @@ class TrainResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on CUDA devices with bf16 support, else ``fp32``; other values pass through."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-
-
 class Trainer:
     """Owns the model, data, optimiser and run state of one training run (one process of it under ``torchrun``).
 
@@ -72,7 +67,7 @@ class Trainer:
         self.dist = distributed.setup(cfg.train.device)
         self.cfg = self._resolve_seed(cfg)
         self._configure_torch()
-        self.precision = resolve_precision(self.cfg.train.precision, self.dist.device)
+        self.precision = resolve_precision(self.cfg.train.precision, self.dist.device)  # fp16 on CPU: ConfigError
         self.micro_batch = self._micro_batch()
         self.test_set = None
         self.train_set, self.val_set = datasets if datasets is not None else self._build_datasets()
@@ -113,8 +108,6 @@ class Trainer:
         if self.dist.device.type == "cuda":
             torch.backends.cudnn.benchmark = not t.deterministic
             torch.backends.cudnn.deterministic = t.deterministic
-        if t.precision == "fp16" and self.dist.device.type == "cpu":
-            log.warning("fp16 autocast on CPU is slow and meant for testing; use bf16 or fp32 on CPU")
 
     def _micro_batch(self) -> int:
         t = self.cfg.train
@@ -149,17 +142,13 @@ class Trainer:
         _freeze(model, m.freeze)
         model.to(self.dist.device)
         if m.channels_last:
-            model.to(memory_format=torch.channels_last)
-            if hasattr(model, "memory_format"):
-                model.memory_format = torch.channels_last
+            to_channels_last(model)
         return model
 
     def _prepare_model(self) -> None:
         """Call the model's ``prepare_training`` hook (e.g. MPA-FER prototypes) on untransformed images; the main
         process runs first so the others find its cache."""
-        hook = getattr(self.model, "prepare_training", None)
-        if not callable(hook):
-            return
+        hook = self.model.prepare_training
         kwargs = {"cache_dir": self.out / "cache", "device": self.dist.device, "batch_size": self.micro_batch,
                   "num_workers": self.cfg.data.num_workers}
         if self.dist.is_main:
@@ -169,7 +158,7 @@ class Trainer:
             hook(self.train_set, **kwargs)
 
     def _attach_transforms(self) -> None:
-        from ferkit.data.transforms import build_transform
+        from ferkit.models.transforms import build_transform
 
         d, dc = self.cfg.data, self.model.data_config
         self._record_eval_input()
@@ -181,7 +170,7 @@ class Trainer:
     def _record_eval_input(self) -> None:
         """Write the run's evaluation input (size, normalisation, interpolation, grey) into the model's
         ``data_config``, which its checkpoints carry: eval / predict / export then feed what training fed."""
-        from ferkit.data.transforms import resolve_transform_config
+        from ferkit.models.transforms import resolve_transform_config
 
         t = resolve_transform_config(self.model.data_config, False, dataset=self.cfg.data.name,
                                      **self.cfg.data.eval_transform)
@@ -190,8 +179,7 @@ class Trainer:
 
     def _trainable(self) -> list[dict[str, Any]]:
         """Parameter groups: one per ``optim.lr_scales`` factor in use (``lr_scale`` read by ``set_lr``)."""
-        hook = getattr(self.model, "trainable_parameters", None)
-        params = list(hook()) if callable(hook) else [p for p in self.model.parameters() if p.requires_grad]
+        params = list(self.model.trainable_parameters())
         names = {id(p): n for n, p in self.model.named_parameters()}
         scales = self.cfg.optim.lr_scales
         groups: dict[float, list[torch.nn.Parameter]] = {}

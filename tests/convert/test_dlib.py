@@ -10,8 +10,8 @@ import torch
 
 from ferkit.convert.dlib_dat import convert_dlib_resnet, dlib_resnet_state_dict, is_dlib_dnn, read_dlib_dnn
 from ferkit.errors import WeightsError
-from ferkit.models.backbones.dlib_resnet import DlibResNet, add_prev
-from tests.conftest import SHARED, SHARED_WEIGHTS
+from ferkit.nn.dlib_resnet import DlibResNet, add_prev
+from tests._shared import SHARED, SHARED_WEIGHTS
 
 DAT = SHARED_WEIGHTS / "dlib_face_recognition_resnet_model_v1.dat"
 FACES = SHARED / "data" / "ferplus" / "FER2013Valid"

@@ -20,8 +20,8 @@ from ferkit.convert.facemesh import (
 )
 from ferkit.convert.tflite import TFLiteFormatError, TFLiteTensor, read_tflite
 from ferkit.errors import FerkitError
-from ferkit.models.backbones.facemesh import FaceMesh, same_pad
-from tests.conftest import SHARED, SHARED_WEIGHTS
+from ferkit.nn.facemesh import FaceMesh, same_pad
+from tests._shared import SHARED, SHARED_WEIGHTS
 
 TFLITE = SHARED_WEIGHTS / "mediapipe_face_landmark.tflite"
 FACES = SHARED / "data" / "ferplus" / "FER2013Valid"

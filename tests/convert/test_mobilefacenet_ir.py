@@ -21,8 +21,8 @@ from torch import nn
 from ferkit.convert.mobilefacenet_ir import LICENCE, NUM_CONVS, convert_mobilefacenet_ir, is_mobilefacenet_ir
 from ferkit.convert.openvino_ir import IRError, read_ir, resolve_ir_paths
 from ferkit.models.poster_v2.adapter import load_mobilefacenet
-from ferkit.models.poster_v2.mobilefacenet import MobileFaceNet
-from tests.conftest import SHARED, SHARED_WEIGHTS
+from ferkit.nn.mobilefacenet import MobileFaceNet
+from tests._shared import SHARED, SHARED_WEIGHTS
 
 IR_DIR = SHARED_WEIGHTS / "cunjian_mobilefacenet_openvino"
 IR_XML, IR_BIN = IR_DIR / "mobilefacenet.xml", IR_DIR / "mobilefacenet.bin"

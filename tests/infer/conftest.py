@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from infer_helpers import TinyFer, register_tiny
 from PIL import Image
 
 import ferkit
@@ -17,6 +16,7 @@ from ferkit.infer.backends import TorchBackend
 from ferkit.infer.detection import make_detector
 from ferkit.infer.preprocess import resolve_crop
 from ferkit.infer.recognizer import Recognizer
+from tests.infer._helpers import TinyFer, register_tiny
 
 EXAMPLES = Path(ferkit.__file__).parent / "resources" / "examples"
 

@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from infer_helpers import TINY, fer_files
 from PIL import Image
 
 import ferkit
 from ferkit.cli.main import main
+from tests.infer._helpers import TINY, fer_files
 
 
 def run(capsys, *argv):
@@ -59,6 +59,7 @@ def test_predict_csv_all_good_exits_zero(capsys, tiny_ckpt, fer2013_root):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_predict_real_poster_checkpoint_matches_python_api(capsys, poster_ckpt, make_rec, fer2013_root):
     path = fer_files(fer2013_root, 1)[0]
     code, stdout, _ = run(capsys, "predict", path, "--model", "poster_v2", "--checkpoint", poster_ckpt,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from infer_helpers import StubDetector
 from PIL import Image
 from torch import nn
 
 from ferkit.explain import attention_maps, combine, explain, gradient_map
 from ferkit.explain.overlay import colorize, paste
+from ferkit.models.poster_v2.explain import attention_maps as poster_attention_maps
 from ferkit.models.poster_v2.fusion import CrossFusion
+from tests.infer._helpers import StubDetector
 
 PATTERN = torch.tensor([1.0, -1.0] * 4)  # LayerNorm of this vector is itself (mean 0, variance 1)
 
@@ -41,7 +42,7 @@ class HandBuilt(nn.Module):
 
 
 def test_attention_map_hand_built_global_window():
-    maps = attention_maps(HandBuilt(7, 7, [(2, 5)]), torch.zeros(1))
+    maps = poster_attention_maps(HandBuilt(7, 7, [(2, 5)]), torch.zeros(1))
     m = maps[2][0]
     assert m.shape == (7, 7) and m[2, 5] > 0.99 and m.sum() == pytest.approx(1.0, abs=1e-5)
     assert m.flatten().topk(2).values[1] < 1e-3
@@ -50,13 +51,14 @@ def test_attention_map_hand_built_global_window():
 def test_attention_map_hand_built_windows_land_in_place():
     """4x4 map, 2x2 windows: hot tokens in the top-right and bottom-left windows; the other two windows have no
     hot token and attend uniformly (0.25 each)."""
-    m = attention_maps(HandBuilt(4, 2, [(0, 3), (3, 0)]), torch.zeros(1))[2][0].numpy()
+    m = poster_attention_maps(HandBuilt(4, 2, [(0, 3), (3, 0)]), torch.zeros(1))[2][0].numpy()
     expected = np.zeros((4, 4))
     expected[0, 3] = expected[3, 0] = 1.0
     expected[:2, :2] = expected[2:, 2:] = 0.25
     np.testing.assert_allclose(m, expected, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_poster_attention_against_float64_restatement(poster, photos):
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     maps = attention_maps(poster, x)

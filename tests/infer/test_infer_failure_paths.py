@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from infer_helpers import TINY
 from PIL import Image
 
 from ferkit.cli.main import main
-
-HERE = Path(__file__).resolve().parent
+from tests._shared import REPO
+from tests.infer._helpers import TINY
 
 
 def _face_png(tmp_path: Path) -> Path:
@@ -70,15 +69,17 @@ def _damaged_mp4(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_damaged_mp4_reports_once_without_decoder_noise(tmp_path, tiny_ckpt):
     """In a fresh process (OpenCV reads FFmpeg's log level once per process), as a user runs it."""
     bad = _damaged_mp4(tmp_path / "bad.mp4")
     argv = ["predict", str(bad), "--model", TINY, "--checkpoint", str(tiny_ckpt), "--detector", "none",
             "--device", "cpu", "--batch-size", "16"]
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-            "from infer_helpers import register_tiny; register_tiny()\n"
+    code = ("import sys\n"
+            "from tests.infer._helpers import register_tiny; register_tiny()\n"
             f"from ferkit.cli.main import main; sys.exit(main({argv!r}))\n")
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # `tests` importable
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     err = proc.stderr.strip().splitlines()
     records = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from infer_helpers import TINY, fer_files
 
 import ferkit
 from ferkit.cli.main import main
 from ferkit.errors import CheckpointError
+from tests.infer._helpers import TINY, fer_files
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from infer_helpers import TINY, StubDetector, fer_files
 from PIL import Image
 
 import ferkit
-from ferkit.device import resolve_device, resolve_precision
+from ferkit.device import precision_dtype, resolve_device, resolve_precision
 from ferkit.errors import CheckpointError, ConfigError
 from ferkit.infer.records import Record
+from tests.infer._helpers import TINY, StubDetector, fer_files
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -192,9 +192,14 @@ def test_device_and_precision_strings():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda:0")
-    assert resolve_precision("bf16") is torch.bfloat16 and resolve_precision("float32") is None
+    assert resolve_precision("bf16") == "bf16" and resolve_precision("float32") == resolve_precision(None) == "fp32"
+    assert precision_dtype("bf16") is torch.bfloat16 and precision_dtype("half") is torch.float16
+    assert precision_dtype("fp32") is None and resolve_precision(torch.bfloat16) == "bf16"
+    assert resolve_precision("auto", "cpu") == "fp32"
     with pytest.raises(ConfigError, match="unknown precision"):
         resolve_precision("int8")
+    with pytest.raises(ConfigError, match="needs a device"):
+        resolve_precision("auto")
 
 
 def test_bf16_autocast_stays_close(photos, backend, make_rec):
@@ -204,7 +209,7 @@ def test_bf16_autocast_stays_close(photos, backend, make_rec):
     files = [photos["astronaut"]]
     fp32 = make_rec().predict(files[0]).faces[0].scores
     bf = TorchBackend.__new__(TorchBackend)
-    bf.__dict__.update(backend.__dict__, dtype=torch.bfloat16)
+    bf.__dict__.update(backend.__dict__, precision="bf16")
     from ferkit.infer.preprocess import resolve_crop
     from ferkit.infer.recognizer import Recognizer
 

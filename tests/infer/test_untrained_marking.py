@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from infer_helpers import TINY
 
 import ferkit
 from ferkit.infer.draw import annotate
 from ferkit.infer.records import FaceResult, Record
+from tests.infer._helpers import TINY
 
 FACE = FaceResult(box=(20, 20, 80, 80), score=0.9, label="happiness", label_score=0.5,
                   scores={"happiness": 0.5, "neutral": 0.5})

@@ -103,7 +103,8 @@ def test_trainable_count_at_paper_shapes(arch, total):
     assert counts == {"ctx": 10 * d_t, "vprompt": layers * 8 * width}
     assert sum(counts.values()) == total
     csc = MPAFER(MPAFERConfig(clip_arch=arch, hard_prompt="h2", csc=True), clip, label_names="rafdb")
-    assert csc.ctx.numel() == 7 * 10 * d_t  # design §11 #14: 35,840 (B/16) / 53,760 (L/14)
+    # docs/mpa_fer.md#d10-options-and-defaults, #14: 35,840 (B/16) / 53,760 (L/14)
+    assert csc.ctx.numel() == 7 * 10 * d_t
 
 
 def test_h2_prompts_align_with_soft_prompts_and_h3_fits(make_model):

@@ -1,6 +1,6 @@
 """An independent, functional re-statement of the official POSTER_V2 computation, for equivalence tests.
 
-Written from the behaviour documented in ../shared/docs/poster_v2_reference.md (§3, §4, §9, §13), operating
+Written from the official behaviour documented in docs/poster_v2.md (#r1-forward-pass, #r2-state-dict-layout), operating
 directly on a state dict in the *official* key layout (``face_landback.*``, ``ir_back.*``, ``attn1.*``, ``VIT.*``).
 It shares no code with ferkit's model, runs in the dtype of its input (float64 in the tests), and follows the official
 structure literally (GDC head executed, MaxPool(1, s) shortcuts, full last ViT block, q scaled before the matmul,
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------------------------------------------
-# Official key layout (names and shapes) -- built from the reference document, §4 and §9.
+# Official key layout (names and shapes) -- docs/poster_v2.md#r2-state-dict-layout.
 
 
 def _bn(p: str, c: int) -> dict:

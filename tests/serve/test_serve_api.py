@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import EXAMPLES, MODEL, metric
+from tests.serve._helpers import EXAMPLES, MODEL, metric
 
 FACE_KEYS = {"box", "box_xywh", "score", "label", "label_score", "scores", "landmarks"}
 

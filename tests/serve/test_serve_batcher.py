@@ -11,8 +11,7 @@ import torch
 
 from ferkit.serve import ServedModel
 from ferkit.serve.batcher import MicroBatcher
-
-from .conftest import MODEL, httpx, metric, start
+from tests.serve._helpers import MODEL, httpx, metric, start
 
 
 class Counting:

@@ -14,8 +14,7 @@ import pytest
 
 from ferkit.cli.main import main
 from ferkit.serve.background import free_port
-
-from .conftest import EXAMPLES, MODEL, httpx
+from tests.serve._helpers import EXAMPLES, MODEL, httpx
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +51,7 @@ def test_flag_errors_exit_2(capsys):
 
 
 def test_model_names():
-    from ferkit.cli.serve import model_name
+    from ferkit.serve.launch import model_name
 
     taken: set[str] = set()
     assert model_name(None, None, taken) == "poster_v2_open.ferplus"
@@ -94,6 +93,7 @@ def stop(proc: subprocess.Popen) -> tuple[int, list[dict]]:
     return proc.returncode, [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow
 def test_serve_command_end_to_end():
     proc, url = spawn("--model", MODEL, "--threads", "1", "--max-images", "3", env={"FERKIT_SERVE_API_KEY": "k1"})
     try:
@@ -129,6 +129,7 @@ def _post_when_ready(client, url: str, body: bytes, seconds: float = 60):
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers():
     proc, url = spawn("--model", MODEL, "--workers", "2", "--threads", "1")
     try:

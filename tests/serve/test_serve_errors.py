@@ -12,8 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ferkit.serve import ServedModel
-
-from .conftest import MODEL, httpx, metric, start
+from tests.serve._helpers import MODEL, httpx, metric, start
 
 
 def error_of(r, status: int, kind: str | None = None) -> str:

@@ -9,8 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ferkit.serve import ServedModel
-
-from .conftest import MODEL, SlowDetector, httpx, metric, start, variant
+from tests.serve._helpers import MODEL, SlowDetector, httpx, metric, start, variant
 
 JPEG = {"Content-Type": "image/jpeg"}
 

@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from ferkit.serve import ServedModel
-
-from .conftest import MODEL, start
+from tests.serve._helpers import MODEL, start
 
 pytestmark = pytest.mark.slow
 BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "serve_load.py")

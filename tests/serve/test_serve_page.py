@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from ferkit.serve import ServedModel
-
-from .conftest import EXAMPLES, MODEL, httpx, start
+from tests.serve._helpers import EXAMPLES, MODEL, httpx, start
 
 pytestmark = pytest.mark.slow
 
@@ -200,7 +199,7 @@ def test_switch_models(browser, recognizer):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from .conftest import SlowDetector, variant
+    from tests.serve._helpers import SlowDetector, variant
 
     srv = start({"faces": recognizer, "centre": variant(recognizer, SlowDetector(0.0))})
     try:

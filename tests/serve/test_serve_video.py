@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import metric
+from tests.serve._helpers import metric
 
 cv2 = pytest.importorskip("cv2")
 

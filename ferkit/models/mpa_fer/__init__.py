@@ -11,11 +11,12 @@ from ferkit.clip.archs import ClipArch, get_arch
 from ferkit.clip.loader import load_clip
 from ferkit.config import apply_overrides
 from ferkit.errors import FerkitError, WeightsError
-from ferkit.models._registry import register_model
+from ferkit.models._registry import register_family, register_model
 from ferkit.models.mpa_fer.adapter import MPAFERAdapter
 from ferkit.models.mpa_fer.config import MPAFERConfig
 from ferkit.models.mpa_fer.model import MPAFER
 from ferkit.models.mpa_fer.prompts import load_descriptions
+from ferkit.models.mpa_fer.transforms import transform_defaults
 
 __all__ = ["MPAFER", "MPAFERConfig", "MPAFERAdapter", "build_mpa_fer", "resolve_clip_weights"]
 
@@ -68,6 +69,10 @@ def build_mpa_fer(*, label_names=None, num_classes: int | None = None, clip_weig
 
 
 _ADAPTER = MPAFERAdapter()
+register_family("mpa_fer", transform_defaults=transform_defaults,
+                # parameter counts and MACs do not depend on CLIP's values: a random CLIP of the right shape will do
+                info_overrides={"clip_weights": "random", "allow_clip_mismatch": True},
+                description="MPA-FER: multimodal prompt alignment on a frozen CLIP")
 _TABLE1 = {"local_align": False, "text_align": False, "proto_align": False}
 _VARIANTS = {
     "mpa_fer_vit_b16": ({"clip_arch": "ViT-B-16"}, "MPA-FER on frozen CLIP ViT-B/16 (paper's main model)"),

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferkit.checkpoint import FORMAT, unwrap_state_dict
+from ferkit.checkpoint import FORMAT, check_state_dict, unwrap_state_dict
 from ferkit.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,8 @@ class MPAFERAdapter:
         if reset_head and model.config.csc:
             sd.pop("ctx", None)  # class-specific context belongs to the old label set
         own = model.checkpoint_state_dict()
-        expected = set(own) - ({"ctx"} if reset_head and model.config.csc else set())
-        problems = [f"missing {k}" for k in sorted(expected - set(sd))]
-        problems += [f"unexpected {k}" for k in sorted(set(sd) - set(own))]
-        problems += [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-                     for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
-        if problems:
-            raise CheckpointError("MPA-FER checkpoint does not fit the model (check n_ctx, n_vprompt, csc, clip_arch): "
-                                  + "; ".join(problems))
+        check_state_dict(own, sd, what="MPA-FER checkpoint", hint="check n_ctx, n_vprompt, csc, clip_arch",
+                         ignore_missing=("ctx",) if reset_head and model.config.csc else ())
         with torch.no_grad():
             for k, v in sd.items():
                 getattr(model, k).copy_(v.to(getattr(model, k)))

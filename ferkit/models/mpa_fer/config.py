@@ -1,4 +1,5 @@
-"""MPA-FER options. Defaults are the resolved design (``mpa_fer_design.md`` §11); every alternative is a value."""
+"""MPA-FER options. Defaults and the numbers #n: docs/mpa_fer.md#d10-options-and-defaults; every alternative is a
+value."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""CLIP's two towers re-expressed so prompts can enter them (design doc §4, §7). Nothing here has parameters: the
-functions run the frozen modules of an open_clip ``CLIP`` (3.x, batch-first blocks) on prompted inputs.
+"""CLIP's two towers re-expressed so prompts can enter them (docs/mpa_fer.md#d2-soft-prompts-and-the-text-encoder,
+#d6-deep-visual-prompts). Nothing here has parameters: the functions run the frozen modules of an open_clip ``CLIP``
+(3.x, batch-first blocks) on prompted inputs.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def encode_image(visual: nn.Module, images: torch.Tensor, prompts: torch.Tensor 
 
 
 def encode_text_embeddings(clip: nn.Module, emb: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """CLIP's ``encode_text`` after the embedding lookup (design doc §4): positions, causal transformer, ``ln_final``,
-    EOT pooling (EOT has the largest id), projection. emb (n, L, D_t), tokens (n, L) -> (n, E)."""
+    """CLIP's ``encode_text`` after the embedding lookup (docs/mpa_fer.md#d2-soft-prompts-and-the-text-encoder):
+    positions, causal transformer, ``ln_final``, EOT pooling (EOT has the largest id), projection. emb (n, L, D_t),
+    tokens (n, L) -> (n, E)."""
     x = emb + clip.positional_embedding.to(emb.dtype)
     mask = clip.attn_mask.to(device=x.device, dtype=x.dtype)
     batch_first = getattr(clip.transformer, "batch_first", True)

@@ -1,4 +1,5 @@
-"""Regenerate the class descriptions of the h3 hard prompts with any OpenAI-compatible chat endpoint (design §5.2).
+"""Regenerate the class descriptions of the h3 hard prompts with any OpenAI-compatible chat endpoint
+(docs/mpa_fer.md#d4-descriptions-file).
 
 One ``POST {base_url}/chat/completions`` per class with the paper's question; the raw answer is kept, condensed to one
 lower-case sentence ending in "." and shortened at a clause/word boundary until the h3 prompt fits the token budget.
@@ -150,7 +151,8 @@ def cached_ask(endpoint: ChatEndpoint, question: str, cache_dir: Path | None, re
 
 def generate_descriptions(classes: Sequence[str], endpoint: ChatEndpoint, *, cache_dir: Path | None = None,
                           refresh: bool = False, max_prompt_tokens: int = 77, style: str = "noun") -> dict[str, Any]:
-    """Ask the paper's question for each canonical class; return a descriptions document (schema §5.2)."""
+    """Ask the paper's question for each canonical class; return a descriptions document (schema:
+    docs/mpa_fer.md#d4-descriptions-file)."""
     from ferkit import __version__
 
     descriptions, raw = {}, {}

@@ -1,4 +1,7 @@
-"""MPA-FER's similarities and losses (paper Eqs. 1-12; design doc §6, §8, §9). Pure functions on tensors."""
+"""MPA-FER's similarities and losses (paper Eqs. 1-12). Pure functions on tensors.
+
+Decisions: docs/mpa_fer.md#d5-soft-hard-prompt-alignment, #d7-class-prototypes, #d8-global-local-logits.
+"""
 
 from __future__ import annotations
 

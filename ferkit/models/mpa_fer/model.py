@@ -1,9 +1,9 @@
 """MPA-FER: Ma et al., "Multimodal Prompt Alignment for Facial Expression Recognition", ICCV 2025 (arXiv 2506.21017).
 
-No official code exists; this follows ferkit's resolved design (``mpa_fer_design.md``). A fully frozen CLIP gets a
-shared learnable text context (CoOp) aligned with LLM-enriched hard prompts (L_ta + L_pa), deep visual prompts
-anchored to frozen class prototypes (L_v), and global + top-k local image-text matching for the logits. Only the
-prompts (``ctx``, ``vprompt``) train.
+No official code exists; this follows ferkit's design decisions (docs/mpa_fer.md#design-decisions). A fully frozen
+CLIP gets a shared learnable text context (CoOp) aligned with LLM-enriched hard prompts (L_ta + L_pa), deep visual
+prompts anchored to frozen class prototypes (L_v), and global + top-k local image-text matching for the logits. Only
+the prompts (``ctx``, ``vprompt``) train.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ferkit.clip.archs import CLIP_MEAN, CLIP_STD, get_arch
+from ferkit.clip.archs import get_arch
 from ferkit.clip.tokenizer import tokenize
+from ferkit.constants import CLIP_MEAN, CLIP_STD
 from ferkit.labels import DATASET_ORDERS
 from ferkit.models.base import FerModel
 from ferkit.models.mpa_fer import encoders, losses
@@ -40,13 +41,14 @@ class MPAFER(FerModel):
         clip_identity: ``{"arch", "sha256", ...}`` of the CLIP weights. descriptions_sha256: of the descriptions file.
     """
 
+    model_name = "mpa_fer"  # create_model sets the registered variant's name
+
     def __init__(self, config: MPAFERConfig, clip: nn.Module, label_names=None, num_classes: int | None = None,
                  descriptions: Mapping[str, str] | None = None, clip_identity: dict[str, Any] | None = None,
                  descriptions_sha256: str | None = None):
         super().__init__()
         config.validate()
         self.config = config
-        self.model_name = "mpa_fer"
         self._set_labels(label_names, num_classes, DATASET_ORDERS["rafdb"])
         arch = get_arch(config.clip_arch)
         self.data_config = {"input_size": arch.image_size, "mean": CLIP_MEAN, "std": CLIP_STD,
@@ -268,6 +270,12 @@ class MPAFER(FerModel):
             self._text_cache = None
         return self
 
+    def exportable(self) -> nn.Module:
+        """Images -> logits with the class text features as a constant buffer (ONNX export, gradient maps)."""
+        from ferkit.models.mpa_fer.export import FoldedTextModel
+
+        return FoldedTextModel(self)
+
     def prepare_inference(self) -> MPAFER:
         """Eval mode and the class text features computed now, so that timing / MAC counts see only the per-image
         cost (inference = prompted image encoder + two products with the cached (C, E) text features)."""
@@ -298,6 +306,7 @@ class MPAFER(FerModel):
 
 
 def _default_cache_dir() -> str:
-    home = os.environ.get("FERKIT_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "ferkit")
-    return os.path.join(home, "cache", "prototypes")
+    from ferkit.paths import cache_subdir
+
+    return str(cache_subdir("cache", "prototypes"))
 

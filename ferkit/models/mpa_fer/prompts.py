@@ -1,6 +1,6 @@
 """Prompt texts: CoOp soft prompts, the paper's three hard-prompt configurations, the class-description file.
 
-Hard prompts (paper §4.1, design §5.1)::
+Hard prompts (paper §4.1; docs/mpa_fer.md#d3-hard-prompts)::
 
     h1  "a photo of {c}."
     h2  "a photo of a person making a facial expression of {c}."          (the prefix is 10 tokens = n_ctx)

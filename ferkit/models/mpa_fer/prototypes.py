@@ -1,5 +1,6 @@
-"""Class prototypes for L_v (paper Eq. 6, design §8): mean global feature of the frozen, un-prompted CLIP over
-``n_proto`` training images per class, computed once with the evaluation transform and cached on disk.
+"""Class prototypes for L_v (paper Eq. 6; docs/mpa_fer.md#d7-class-prototypes): mean global feature of the frozen,
+un-prompted CLIP over ``n_proto`` training images per class, computed once with the evaluation transform and cached
+on disk.
 
 The cache key covers everything the prototypes depend on: the CLIP identity (architecture + weights SHA-256), the
 data (a fingerprint of the data set), the label order, ``n_proto``, the subset seed, the construction rule and the
@@ -30,16 +31,9 @@ _SAMPLE_ATTRS = ("samples", "imgs", "paths", "files", "image_paths")
 
 
 def eval_transform(data_config: dict[str, Any]) -> Callable:
-    """Evaluation transform of the model: ``ferkit.data.transforms.build_transform`` when available, else
-    Resize((S, S), bicubic) -> ToTensor -> Normalize(CLIP) (design §10)."""
-    try:
-        from ferkit.data.transforms import build_transform
-    except ImportError:
-        from torchvision import transforms as T
+    """Evaluation transform of the model (its family's, see :mod:`ferkit.models.mpa_fer.transforms`)."""
+    from ferkit.models.transforms import build_transform
 
-        size = data_config["input_size"]
-        return T.Compose([T.Resize((size, size), interpolation=T.InterpolationMode.BICUBIC), T.ToTensor(),
-                          T.Normalize(data_config["mean"], data_config["std"])])
     return build_transform(data_config, train=False)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ferkit.config import apply_overrides
-from ferkit.models._registry import register_model
+from ferkit.models._registry import register_family, register_model
+from ferkit.models.poster_v2 import pretrained as _pretrained  # noqa: F401  (registers the released weights)
 from ferkit.models.poster_v2.adapter import PosterV2Adapter, load_ir50, load_mobilefacenet
 from ferkit.models.poster_v2.model import PosterV2, PosterV2Config
 from ferkit.models.poster_v2.stream_weights import load_image_stream, load_landmark_stream
+from ferkit.models.poster_v2.transforms import transform_defaults
 from ferkit.models.poster_v2.vit_weights import load_vit_init
 
 __all__ = ["PosterV2", "PosterV2Config", "build_poster_v2", "load_ir50", "load_mobilefacenet", "load_vit_init"]
@@ -38,6 +40,8 @@ def build_poster_v2(*, label_names=None, num_classes: int | None = None, image_w
 
 
 _ADAPTER = PosterV2Adapter()
+register_family("poster_v2", transform_defaults=transform_defaults,
+                description="POSTER++: IR-50 image stream + landmark stream, window cross-attention, ViT fuser")
 _VARIANTS = {
     "poster_v2": ({}, "POSTER++ as the official code computes it"),
     "poster_v2_single_scale": ({"multi_scale": False}, "Table 8 ablation: w/o multi-scale (last scale only)"),

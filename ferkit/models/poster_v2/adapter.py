@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferkit.checkpoint import FORMAT, read_checkpoint, unwrap_state_dict
+from ferkit.checkpoint import FORMAT, load_state_dict_strict, read_checkpoint, unwrap_state_dict
 from ferkit.errors import CheckpointError
 from ferkit.models.poster_v2.fusion import relative_position_index
 
@@ -41,7 +41,8 @@ OFFICIAL_RENAMES: list[tuple[str, str]] = [
     (r"^VIT\.", "fuser."),
 ]
 
-# Official modules that never influence the logits (reference doc §4.6); their keys are accepted and ignored.
+# Official modules that never influence the logits (docs/poster_v2.md#r3-dead-modules); their keys are accepted and
+# ignored.
 DEAD_PATTERNS = [
     r"^ir_back\.output_layer\.",
     r"^VIT\.(IRLinear1|IRLinear2|patch_embed|CON1|eca_block)\.",
@@ -78,39 +79,8 @@ def official_to_ferkit(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.
     return out, dropped
 
 
-def ferkit_to_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`official_to_ferkit` for a default-config model (no dead modules; index buffers added)."""
-    inverse: list[tuple[str, Any]] = [
-        (r"^landmark_net\.", "face_landback."), (r"^image_net\.", "ir_back."), (r"^landmark_proj\.", "last_face_conv."),
-        (r"^image_down\.(\d)\.", lambda m: f"conv{int(m.group(1)) + 1}."),
-        (r"^fusion\.(\d)\.norm\.", lambda m: f"window{int(m.group(1)) + 1}.norm."),
-        (r"^fusion\.(\d)\.attn\.kv\.", lambda m: f"attn{int(m.group(1)) + 1}.qkv."),
-        (r"^fusion\.(\d)\.attn\.", lambda m: f"attn{int(m.group(1)) + 1}."),
-        (r"^fusion\.(\d)\.norm2\.", lambda m: f"ffn{int(m.group(1)) + 1}.norm."),
-        (r"^fusion\.(\d)\.", lambda m: f"ffn{int(m.group(1)) + 1}."),
-        (r"^tokenize\.0\.", "embed_q."), (r"^tokenize\.1\.", "embed_k."), (r"^tokenize\.2\.0\.", "embed_v.proj."),
-        (r"^se\.", "VIT.se_block."), (r"^head\.", "VIT.head.linear."), (r"^fuser\.", "VIT."),
-    ]
-    out = {}
-    for k, v in sd.items():
-        for pattern, repl in inverse:
-            new, n = re.subn(pattern, repl, k, count=1)
-            if n:
-                out[new] = v
-                break
-        else:
-            out[k] = v
-    for s, w in enumerate((28, 14, 7), start=1):
-        out[f"attn{s}.relative_position_index"] = relative_position_index(w)
-    return out
-
-
 def _is_official(sd: Mapping[str, Any]) -> bool:
     return any(k.startswith(("VIT.", "face_landback.", "ir_back.")) for k in sd)
-
-
-def _part(key: str) -> str:
-    return key.split(".", 1)[0]
 
 
 class PosterV2Adapter:
@@ -146,37 +116,11 @@ class PosterV2Adapter:
             sd, dropped = official_to_ferkit(sd)
         if reset_head:
             sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
-        report = load_strict(model, sd, ignore_missing=("head.",) if reset_head else ())
+        report = load_state_dict_strict(model, sd, ignore_missing=("head.",) if reset_head else ())
         report.update(format=info["format"], dropped_dead_keys=len(dropped))
         log.info("loaded %s POSTER++ checkpoint: %s tensors (%s); %d dead official keys ignored", info["format"],
                  report["loaded"], ", ".join(f"{k} {n}" for k, n in report["per_part"].items()), len(dropped))
         return report
-
-
-def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], ignore_missing: tuple[str, ...] = ()) -> dict:
-    """``load_state_dict`` that first reports every missing / unexpected key and shape mismatch in one error.
-
-    ``num_batches_tracked`` buffers are optional (they do not affect eval); all other keys must match exactly.
-    """
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")
-               and not k.startswith(ignore_missing)]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sd if k in own and sd[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(shapes[:8]))
-        for what, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                more = " ..." if len(keys) > 12 else ""
-                parts.append(f"{len(keys)} {what} key(s): " + ", ".join(keys[:12]) + more)
-        raise CheckpointError("checkpoint does not fit the model: " + " | ".join(parts))
-    full = dict(own)
-    full.update({k: v.to(own[k].dtype) for k, v in sd.items()})
-    module.load_state_dict(full, strict=True)
-    return {"loaded": len(sd), "per_part": dict(Counter(_part(k) for k in sd))}
 
 
 # ---- the two backbone files of the official training recipe ---------------------------------------------------
@@ -205,7 +149,7 @@ def load_ir50(image_net: nn.Module, path, *, trust: bool = False) -> dict[str, i
         k = _ir50_stage_key(k)
         if k:
             out[k] = v
-    report = load_strict(image_net, out)
+    report = load_state_dict_strict(image_net, out)
     counts = dict(Counter(k.split(".", 1)[0] for k in out))
     log.info("ir50 weights from %s: %s", path, ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
     return counts | {"loaded": report["loaded"]}
@@ -214,6 +158,6 @@ def load_ir50(image_net: nn.Module, path, *, trust: bool = False) -> dict[str, i
 def load_mobilefacenet(landmark_net: nn.Module, path, *, trust: bool = False) -> dict[str, int]:
     """Load ``mobilefacenet_model_best.pth.tar`` (68-landmark MobileFaceNet, 333 entries) strictly."""
     sd = unwrap_state_dict(read_checkpoint(path, trust=trust))
-    report = load_strict(landmark_net, sd)
+    report = load_state_dict_strict(landmark_net, sd)
     log.info("mobilefacenet weights from %s: %d tensors", path, report["loaded"])
     return {"loaded": report["loaded"]}

@@ -52,8 +52,6 @@ class IR50(nn.Module):
     Shapes for a (B, 3, 112, 112) input: (B, 64, 56, 56), (B, 128, 28, 28), (B, 256, 14, 14).
     """
 
-    stage_units = (3, 4, 14)
-
     def __init__(self):
         super().__init__()
         self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))

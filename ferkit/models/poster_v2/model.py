@@ -140,6 +140,9 @@ class PosterV2(FerModel):
     mean/std at 224x224; any size works, both streams see a nearest-resized ``input_size`` copy).
     Output: logits (B, num_classes)."""
 
+    model_name = "poster_v2"  # create_model sets the registered variant's name
+    default_explanation = "attention"
+
     def __init__(self, config: PosterV2Config | None = None, label_names=None, num_classes: int | None = None):
         super().__init__()
         from ferkit.labels import DATASET_ORDERS
@@ -148,7 +151,6 @@ class PosterV2(FerModel):
         cfg.validate()
         self.config = cfg
         self._set_labels(label_names, num_classes, DATASET_ORDERS["rafdb"])
-        self.model_name = "poster_v2"
         img_spec, img_cls = IMAGE_STREAMS[cfg.image_stream]
         self.data_config = {"input_size": 224 if cfg.official_streams else cfg.input_size,
                             "mean": img_spec.spec.mean, "std": img_spec.spec.std,
@@ -211,8 +213,6 @@ class PosterV2(FerModel):
         self.register_buffer("lm_scale", (std / lm_std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("lm_shift", ((mean - lm_mean) / lm_std).view(1, 3, 1, 1), persistent=False)
         return net
-
-    memory_format = torch.contiguous_format  # ferkit.models.optimize.for_inference switches to channels_last
 
     def train(self, mode: bool = True) -> PosterV2:
         super().train(mode)
@@ -294,6 +294,13 @@ class PosterV2(FerModel):
         if self.aux_head is None:
             raise RuntimeError("this model has no auxiliary head (config aux_head is None)")
         return self.aux_head(self.forward_features(x))
+
+    def attention_maps(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Landmark-to-image cross-attention per scale ``{scale: (B, M, M)}`` (Figs. 4 / 13); see
+        :func:`ferkit.models.poster_v2.explain.attention_maps`."""
+        from ferkit.models.poster_v2.explain import attention_maps
+
+        return attention_maps(self, x)
 
     def training_loss(self, images: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0):
         """Cross-entropy on hard (B,) or soft (B, K) targets; with an auxiliary head, targets are (B, K + K_aux):

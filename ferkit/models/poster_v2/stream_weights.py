@@ -50,13 +50,13 @@ def read_stream_state(source: str | os.PathLike | Mapping[str, torch.Tensor], *,
 
 
 def _load(module: nn.Module, source, stream: str, *, trust: bool) -> dict[str, Any]:
-    from ferkit.models.poster_v2.adapter import load_strict
+    from ferkit.checkpoint import load_state_dict_strict
 
     state, info = read_stream_state(source, trust=trust)
     if info.get("model") and info["model"] != stream:
         raise CheckpointError(f"{source} holds {info['model']} weights, but this stream is {stream}")
     state = {k: v for k, v in state.items() if not k.startswith(_UNUSED[stream])}
-    report = load_strict(module, state)
+    report = load_state_dict_strict(module, state)
     log.info("%s stream weights from %s: %d tensors", stream, source if not isinstance(source, Mapping) else "dict",
              report["loaded"])
     return {"loaded": report["loaded"], "source_sha256": info.get("source_sha256"), "licence": info.get("licence")}

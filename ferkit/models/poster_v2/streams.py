@@ -16,16 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ferkit.models.backbones.dlib_resnet import DLIB_MEAN, DLIB_SCALE, DlibResNet
-from ferkit.models.backbones.facemesh import FaceMesh
+from ferkit.constants import DLIB_NORM, IMAGENET_MEAN, IMAGENET_STD, UNIT_NORM
 from ferkit.models.poster_v2.ir50 import IR50
-from ferkit.models.poster_v2.mobilefacenet import MobileFaceNet
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: dlib's own normalisation expressed on [0, 1] RGB: (x - mean) / std == (255 x - DLIB_MEAN) / 256.
-DLIB_NORM = (tuple(m / 255 for m in DLIB_MEAN), (DLIB_SCALE / 255,) * 3)
-UNIT_NORM = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+from ferkit.nn.dlib_resnet import DlibResNet
+from ferkit.nn.facemesh import FaceMesh
+from ferkit.nn.mobilefacenet import MobileFaceNet
 
 
 @dataclass(frozen=True)

@@ -49,14 +49,13 @@ def load_vit_init(model: nn.Module, source: str | os.PathLike | Mapping[str, tor
                   trust: bool = False) -> dict[str, int]:
     """Initialise ``model.fuser`` (a :class:`PosterV2` with ``use_vit=True``) from a timm ViT checkpoint, strictly:
     a width or shape mismatch raises and names the tensors. Returns the number of tensors loaded and left out."""
-    from ferkit.checkpoint import read_checkpoint, unwrap_state_dict
-    from ferkit.models.poster_v2.adapter import load_strict
+    from ferkit.checkpoint import load_state_dict_strict, read_checkpoint, unwrap_state_dict
 
     if getattr(model, "fuser", None) is None:
         raise CheckpointError("vit_init needs the ViT token fuser: this model has use_vit=False")
     sd = dict(source) if isinstance(source, Mapping) else unwrap_state_dict(read_checkpoint(source, trust=trust))
     mapped = timm_vit_to_fuser(sd, len(model.fuser.blocks))
-    load_strict(model.fuser, mapped, ignore_missing=("pos_embed",))
+    load_state_dict_strict(model.fuser, mapped, ignore_missing=("pos_embed",))
     log.info("fuser initialised from ViT %s: %d tensors (cls_token, %d blocks, norm); %d left out (pos_embed, "
              "patch_embed, head, later blocks)", source if not isinstance(source, Mapping) else "state dict",
              len(mapped), len(model.fuser.blocks), len(sd) - len(mapped))

@@ -1,4 +1,4 @@
-"""POSTER++ landmark-to-image cross-attention maps (the paper's Fig. 4 and Fig. 13).
+"""POSTER++ landmark-to-image cross-attention maps (the paper's Fig. 4 and Fig. 13): ``PosterV2.attention_maps``.
 
 In each cross-fusion block the landmark features are the queries and the image features the keys. The map of a scale
 is the attention weight each image position receives, averaged over heads and over query positions: inside a window
@@ -40,28 +40,3 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor]
             merged = window_merge(keys[..., None], fusion.window, normed.shape[1], normed.shape[2])  # (B, H, W, 1)
             out[s] = merged[..., 0]
     return out
-
-
-def combine(maps: dict[int, torch.Tensor], scale: str | int = "last", size: int | None = None) -> torch.Tensor:
-    """One map per image from :func:`attention_maps`: the last (highest-level) scale, a given scale, or ``"mean"`` of
-    all scales after each is min-max normalised and upsampled (bilinear) to the largest map. -> (B, M, M)."""
-    if scale == "last":
-        return maps[max(maps)]
-    if scale == "mean":
-        side = size or max(m.shape[-1] for m in maps.values())
-        ups = [normalize(_resize(m, side)) for m in maps.values()]
-        return torch.stack(ups).mean(0)
-    if int(scale) not in maps:
-        raise ValueError(f"scale {scale} not in the model's scales {sorted(maps)}")
-    return maps[int(scale)]
-
-
-def normalize(m: torch.Tensor) -> torch.Tensor:
-    """Min-max to [0, 1] per map (B, H, W); a constant map becomes 0."""
-    flat = m.flatten(1)
-    lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
-    return torch.where(hi > lo, (m - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(m))
-
-
-def _resize(m: torch.Tensor, side: int) -> torch.Tensor:
-    return torch.nn.functional.interpolate(m[:, None], size=(side, side), mode="bilinear", align_corners=False)[:, 0]

@@ -42,7 +42,12 @@ def for_inference(model: nn.Module, *, fold_bn: bool = True, channels_last: bool
     m = copy.deepcopy(model).eval().requires_grad_(False)
     if fold_bn:
         fold_batchnorm_(m)
-    if channels_last:
-        m = m.to(memory_format=torch.channels_last)
-        m.memory_format = torch.channels_last
-    return m
+    return to_channels_last(m) if channels_last else m
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last weights, and ``model.memory_format`` (which ferkit models give their convolution input) set to
+    match; in place, returns ``model``."""
+    model = model.to(memory_format=torch.channels_last)
+    model.memory_format = torch.channels_last
+    return model

@@ -1,4 +1,4 @@
-"""Helpers shared by the inference tests (importable: the test folder is on ``sys.path``)."""
+"""Helpers shared by the inference tests (``from tests.infer._helpers import ...``)."""
 
 from __future__ import annotations
 

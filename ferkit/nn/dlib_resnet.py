@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: dlib's input mean (R, G, B) in 0..255; the input is scaled by 1/256 after subtracting it.
-DLIB_MEAN = (122.782, 117.001, 104.298)
-DLIB_SCALE = 256.0
+from ferkit.constants import DLIB_MEAN, DLIB_SCALE
+
 #: (channels, blocks, first block downsamples) per residual level, input to output.
 LEVELS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 

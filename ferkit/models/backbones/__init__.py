@@ -1,1 +1,0 @@
-"""Pretrained face backbones re-implemented in PyTorch."""
