@@ -51,6 +51,25 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def state_dict_sha256(state: Mapping[str, Any] | torch.nn.Module) -> str:
+    """Hex SHA-256 of a state dict (or a module's): every tensor's name, dtype, shape and values (in contiguous
+    layout, so channels-last and contiguous copies agree); non-tensor entries by their ``repr``."""
+    if isinstance(state, torch.nn.Module):
+        state = state.state_dict()
+    h = hashlib.sha256()
+    for name in sorted(state):
+        value = state[name]
+        h.update(name.encode() + b"\0")
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu()
+            t = t.int_repr() if t.is_quantized else t
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
+
+
 #: A temporary without a process id in its name (written before ids were added) counts as stale after this long.
 STALE_TEMP_SECONDS = 3600.0
 

@@ -13,4 +13,5 @@ REPO = Path(__file__).resolve().parents[1]
 _CANDIDATES = [REPO.parent / "shared", REPO.parent.parent / "shared"]  # ../shared (also from a git worktree)
 SHARED = Path(os.environ.get("FERKIT_SHARED") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0]))
 FER2013 = SHARED / "data" / "fer2013"
+FERPLUS = SHARED / "data" / "ferplus"
 SHARED_WEIGHTS = SHARED / "weights"

@@ -96,6 +96,7 @@ def _scenarios(f: dict[str, Path]) -> list[tuple[list[str], list[str], dict[str,
     """(command path, argv, environment, text proving the failure path was reached)."""
     img, legacy, onnx = str(f["image"]), str(f["legacy"]), str(f["image"].parent / "p.onnx")
     recognizer = ["--detector", "none", "--device", "cpu"]
+    quick_bench = ["--batch", "1", "--repeats", "1", "--warmup", "0"]
     out = [
         (["train"], ["train", "--resume", str(f["legacy_run"])], {}, "pickled Python objects"),
         (["train"], ["train", "--resume", str(f["run"])], {}, "not_consented.py"),
@@ -107,6 +108,8 @@ def _scenarios(f: dict[str, Path]) -> list[tuple[list[str], list[str], dict[str,
         (["predict"], ["predict", img, "--model", "poster_v2", "--checkpoint", legacy, *recognizer], {}, "pickled"),
         (["predict"], ["predict", img, "--model", "mpa_fer_vit_b16", *recognizer], {"FERKIT_OFFLINE": "1"},
          "clip_weights"),
+        (["predict"], ["predict", img, "--precision", "int8", *recognizer], {}, "calibrate"),
+        (["export", "onnx"], ["export", "onnx", "--model", "poster_v2", "--out", onnx, "--int8"], {}, "--int8"),
         (["explain"], ["explain", img, "--model", "poster_v2", "--checkpoint", legacy, *recognizer, "--out",
                        str(f["image"].parent / "explain")], {}, "pickled"),
         (["export", "onnx"], ["export", "onnx", "--model", "poster_v2", "--checkpoint", legacy, "--out",
@@ -119,6 +122,9 @@ def _scenarios(f: dict[str, Path]) -> list[tuple[list[str], list[str], dict[str,
         (["prompts", "generate"], ["prompts", "generate", "--out", str(f["image"].parent / "d.json")], {},
          "endpoint"),
         (["weights", "import"], ["weights", "import", legacy, "--name", "poster_v2.rafdb"], {}, "SHA-256"),
+        (["bench"], ["bench", "--model", "poster_v2", "--checkpoint", legacy, *quick_bench], {}, "pickled"),
+        (["bench"], ["bench", "--precision", "int8", *quick_bench], {}, "calibrate"),
+        (["bench"], ["bench", "--model", "mpa_fer_vit_b16", *quick_bench], {"FERKIT_OFFLINE": "1"}, "clip_weights"),
     ]
     found = _unverifiable_pretrained()
     if found is not None:  # no published hash: refused before any network access, with and without offline mode
@@ -129,6 +135,7 @@ def _scenarios(f: dict[str, Path]) -> list[tuple[list[str], list[str], dict[str,
             out += [(["predict"], ["predict", img, "--model", name, *recognizer], env, name),
                     (["explain"], ["explain", img, "--model", name, *recognizer, "--out", explained], env, name),
                     (["export", "onnx"], ["export", "onnx", "--model", name, "--out", onnx], env, name),
+                    (["bench"], ["bench", "--model", name, "--batch", "1", "--repeats", "1"], env, name),
                     (["weights", "download"], ["weights", "download", asset], env, asset)]
     return out
 

@@ -13,6 +13,8 @@ from typing import Any
 
 #: ``--precision`` values (``torch.autocast`` dtypes; fp32 = no autocast).
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: ``--precision`` of the inference commands (``ferkit.device.INFERENCE_PRECISIONS``; not imported: no torch here)
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -109,8 +111,15 @@ def add_device_arg(p: Any, *, default: str = "auto") -> None:
                                                      f"{default})")
 
 
-def add_precision_arg(p: Any) -> None:
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (default fp32)")
+def add_precision_arg(p: Any, *, inference: bool = False) -> None:
+    """``--precision``: autocast precisions; with ``inference`` also ``auto`` and ``int8`` (``ferkit.load``)."""
+    if not inference:
+        p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (default fp32)")
+        return
+    p.add_argument("--precision", default=None, choices=INFERENCE_PRECISIONS,
+                   help="auto: chosen from the CPU flags / GPU (bf16 with AMX or AVX512-BF16, int8 with VNNI when an "
+                        "int8 model is at hand, else fp32; -v prints the choice); fp32, bf16, fp16 (autocast; fp16 "
+                        "needs a GPU); int8 (an int8 .onnx, or --calibrate DIR). Default: fp32, or an ONNX file's own")
 
 
 def add_detector_arg(p: Any, *, default: str, extra: str = "") -> None:

@@ -44,7 +44,12 @@ def add_recognizer_args(p: argparse.ArgumentParser, *, detector_default: str = "
     add_allow_unverified_arg(g)
     add_set_arg(g)
     add_device_arg(g)
-    add_precision_arg(g)
+    add_precision_arg(g, inference=True)
+    g.add_argument("--calibrate", default=None, metavar="DIR",
+                   help="face images (pre-cropped) to quantize --model to int8 with (--precision int8/auto; done once, "
+                        "cached)")
+    g.add_argument("--calibrate-count", type=int, default=256, metavar="N",
+                   help="calibration images, spread over the sorted folder (default 256; 0 = all)")
     g.add_argument("--batch-size", type=int, default=8, help="images / faces per forward pass")
     d = p.add_argument_group("faces")
     add_detector_arg(d, default=detector_default, extra="; skip = none: each image is one pre-cropped face")
@@ -62,9 +67,28 @@ def _other_pretrained() -> list[str]:
 def recognizer_options(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`ferkit.load` (all but the model and checkpoint) from the parsed arguments."""
     return dict(detector=args.detector, device=args.device, batch_size=args.batch_size, precision=args.precision,
+                calibrate=args.calibrate, calibrate_count=args.calibrate_count or None,
                 crop=args.crop, detector_weights=args.detector_weights, score_threshold=args.score_threshold,
                 trust_checkpoint=args.trust_checkpoint, allow_unverified=args.allow_unverified,
-                **parse_overrides(args.overrides), **extra)
+                **parse_overrides(args.overrides), **pipeline_options(args), **extra)
+
+
+def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``workers`` (:func:`add_workers_arg`) and ``detect_every`` / ``track`` (:func:`add_frame_args`) of
+    :func:`ferkit.load`, for the commands that have these flags."""
+    out: dict[str, Any] = {}
+    if getattr(args, "pipeline_workers", None) is not None:
+        out["workers"] = args.pipeline_workers
+    if hasattr(args, "detect_every"):
+        out.update(detect_every=args.detect_every, track=args.track)
+    return out
+
+
+def add_workers_arg(p: Any) -> None:
+    """``--workers N``: pipeline threads that read, detect and crop ahead of the classifier."""
+    p.add_argument("--workers", dest="pipeline_workers", type=int, default=None, metavar="N",
+                   help="threads that decode, detect and crop images / video frames while the previous batch is "
+                        "classified (default: 2, or 1 on a single core; 0 = one stage after the other)")
 
 
 def build_recognizer(args: argparse.Namespace, **extra: Any) -> Any:
@@ -77,9 +101,10 @@ def build_recognizer(args: argparse.Namespace, **extra: Any) -> Any:
 
 def add_records_args(p: Any, *, formats: tuple[str, ...] = ("json", "jsonl", "csv")) -> None:
     """``--format`` and ``--output/-o`` of the commands that write records."""
-    nested = "/".join(sorted((f for f in formats if f != "csv"), reverse=True))
+    nested = "/".join(sorted((f for f in formats if f not in ("csv", "parquet")), reverse=True))
+    flat = "/".join(f for f in ("csv", "parquet") if f in formats)
     p.add_argument("--format", default="jsonl", choices=formats,
-                   help=f"{nested}: nested records; csv: one row per face (default: jsonl)")
+                   help=f"{nested}: nested records; {flat}: one row per face (default: jsonl)")
     p.add_argument("--output", "-o", default="-", help="records file (default: stdout)")
 
 
@@ -87,6 +112,11 @@ def add_frame_args(p: Any) -> None:
     """``--every`` and ``--max-frames`` of the commands that read videos or cameras."""
     p.add_argument("--every", type=int, default=1, help="process every N-th video frame")
     p.add_argument("--max-frames", type=int, default=None, help="stop a video after this many processed frames")
+    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="run the face detector on every N-th processed frame and track the faces in between (IoU "
+                        "tracker; adds track_id to every face)")
+    p.add_argument("--track", action="store_true", default=None,
+                   help="add a track_id (the same face across frames) to every face (implied by --detect-every > 1)")
 
 
 def add_progress_arg(p: argparse.ArgumentParser) -> None:

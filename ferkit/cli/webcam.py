@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     rec = build_recognizer(args)
     records = rec.predict_video(args.camera, every=args.every, max_frames=args.max_frames, out=args.save_video,
                                 progress=want_progress(args))
-    summary = write_records(records, args.output, args.format, rec.label_names)
+    summary = write_records(records, args.output, args.format, rec.label_names, track=rec.tracks)
     if summary.first_error is not None and summary.first_error.frame == 0:
         print(f"ferkit webcam: error: {summary.first_error.error}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -47,7 +47,7 @@ def sidecar_meta(model: nn.Module, opset: int) -> dict[str, Any]:
             "data_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.data_config.items()},
             "untrained": bool(getattr(model, "untrained", False)),
             "input": "images", "output": "logits", "input_layout": "NCHW float32, normalised RGB",
-            "opset": opset, "exporter": f"torch.onnx (TorchScript) {torch.__version__}"}
+            "opset": opset, "exporter": f"torch.onnx (TorchScript) {torch.__version__}", "precision": "fp32"}
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET, check: bool = True,

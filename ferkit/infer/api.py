@@ -13,6 +13,7 @@ from torch import nn
 from ferkit.device import resolve_device
 from ferkit.infer.backends import OnnxBackend, TorchBackend
 from ferkit.infer.detection import make_detector
+from ferkit.infer.precision import canonical, for_onnx_file, for_torch_model, int8_model
 from ferkit.infer.preprocess import resolve_crop
 from ferkit.infer.recognizer import Recognizer
 
@@ -21,9 +22,11 @@ log = logging.getLogger(__name__)
 
 def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str | os.PathLike | None = None,
          detector: Any = "yunet", device: str = "auto", backend: str | None = None, batch_size: int = 8,
-         precision: str = "fp32", crop: Any = "auto", logits: bool = False, channel_order: str = "rgb",
+         precision: str | None = None, crop: Any = "auto", logits: bool = False, channel_order: str = "rgb",
          detector_weights: Any = None, score_threshold: float | None = None, max_side: int | None = None,
          trust_checkpoint: bool = False, optimize: bool = True, allow_unverified: bool = False,
+         workers: int | None = None, detect_every: int = 1, track: bool | None = None,
+         calibrate: str | os.PathLike | None = None, calibrate_count: int | None = 256,
          **model_overrides: Any) -> Recognizer:
     """Load a facial-expression recognizer.
 
@@ -39,7 +42,12 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
         device: ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
         backend: ``"torch"`` or ``"onnx"`` (default: ``"onnx"`` for a ``.onnx`` path, else ``"torch"``).
         batch_size: images read and faces classified per step.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; torch backend; fp16 needs a GPU).
+        precision: ``"auto"`` (picked from the CPU flags / GPU, :func:`ferkit.device.choose_precision`; the choice
+            and its reason are logged at INFO and kept in ``Recognizer.precision``), ``"fp32"``, ``"bf16"``,
+            ``"fp16"`` (autocast; fp16 needs a GPU) or ``"int8"`` (onnxruntime, CPU: an int8 ``.onnx`` file, or a
+            PyTorch model quantized once with ``calibrate``). None: fp32, or an ONNX file's own precision.
+        calibrate: folder of face images (pre-cropped) to calibrate the int8 quantization of a PyTorch model;
+            ``calibrate_count`` of them are used (None: all). The int8 file is cached under ``$FERKIT_HOME``.
         crop: ``"auto"`` (preset of the pretrained weights; ``none`` with detector ``none``; else ``square``), a preset
             name of ``ferkit.detect.CROP_PRESETS`` or ``{"method": ..., "margin": ...}``.
         logits: add raw logits to every face. channel_order: ``"rgb"`` or ``"bgr"`` for numpy inputs.
@@ -47,6 +55,7 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
         trust_checkpoint: allow unpickling a legacy checkpoint (trusted files only).
         allow_unverified: let a pretrained ``model`` download weights without a published SHA-256.
         optimize: run the ``for_inference`` copy of the model (BatchNorm folded, channels-last).
+        workers, detect_every, track: overlapped pipeline threads and video tracking (:class:`Recognizer`).
         **model_overrides: model options for ``create_model`` (e.g. ``clip_weights=PATH`` for MPA-FER).
 
     Example:
@@ -66,13 +75,18 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
         raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
     if backend == "onnx" and onnx_path is None:
         raise ValueError("backend='onnx' needs the path of a .onnx file exported by `ferkit export onnx`")
-    if backend == "onnx" and precision != "fp32":
-        raise ValueError("the ONNX backend runs in fp32 only")
+    precision = canonical(precision)
     if backend == "torch" and onnx_path is not None:
         raise ValueError(f"{model} is an ONNX file; use backend='onnx' (or leave backend unset)")
     if onnx_path is not None and not onnx_path.is_file():
         raise FileNotFoundError(f"exported model not found: {onnx_path}")
     torch_device = resolve_device(device)  # validates the string before anything expensive happens
+    if backend == "onnx":
+        from ferkit.export.sidecar import read_sidecar
+
+        choice = for_onnx_file(precision, onnx_path, read_sidecar(onnx_path))
+    else:
+        choice = for_torch_model(precision, torch_device, calibrate=calibrate)
     det, det_name = make_detector(detector, weights=detector_weights, device=str(torch_device),
                                   score_threshold=score_threshold, max_side=max_side,
                                   trust_checkpoint=trust_checkpoint)
@@ -81,11 +95,18 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
     else:
         net = model if isinstance(model, nn.Module) else _create(
             str(model), checkpoint, trust_checkpoint, dict(model_overrides, allow_unverified=allow_unverified))
-        clf = TorchBackend(net, device=torch_device, precision=precision, optimize=optimize)
+        if choice.precision == "int8":
+            clf = OnnxBackend(int8_model(net, calibrate, calibrate_count), device="cpu")
+        else:
+            clf = TorchBackend(net, device=torch_device, precision=choice.precision, optimize=optimize)
+    clf.precision, clf.precision_reason = choice.precision, choice.reason
+    # say what "auto" (or int8 / bf16) chose; the plain fp32 default needs no announcement (DEBUG)
+    level = logging.DEBUG if precision in (None, "fp32") and choice.precision == "fp32" else logging.INFO
+    log.log(level, "precision %s: %s", choice.precision, choice.reason)
     crop_cfg = resolve_crop(crop, detector_name=det_name,
                             pretrained_crop=_pretrained_crop(model) or clf.data_config.get("crop"))
     return Recognizer(clf, det, detector_name=det_name, crop=crop_cfg, batch_size=batch_size, logits=logits,
-                      channel_order=channel_order)
+                      channel_order=channel_order, workers=workers, detect_every=detect_every, track=track)
 
 
 def _create(name: str, checkpoint: Any, trust: bool, overrides: dict[str, Any]) -> nn.Module:

@@ -37,6 +37,7 @@ class TorchBackend:
 
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)  # fp16 on the CPU: ConfigError
+        self.precision_reason = "requested"
         self.label_names = tuple(model.label_names)
         self.data_config = dict(model.data_config)
         self.model_name = getattr(model, "model_name", type(model).__name__)
@@ -55,7 +56,8 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An ONNX file exported by ``ferkit export onnx``, run with onnxruntime; metadata from its JSON sidecar.
+    """An ONNX file exported by ``ferkit export onnx`` (fp32, or int8 with ``--int8``), run with onnxruntime; metadata
+    (labels, preprocessing, ``precision``) from its JSON sidecar.
 
     Args:
         path: the ``.onnx`` file (its sidecar ``<path>.json`` must exist next to it).
@@ -75,6 +77,8 @@ class OnnxBackend:
         self.data_config = dict(meta["data_config"])
         self.model_name = meta.get("model", self.path.stem)
         self.untrained = bool(meta.get("untrained", False))
+        self.precision = str(meta.get("precision", "fp32"))  # fp32 or int8, fixed by the file
+        self.precision_reason = "the precision of the ONNX file"
         if self.untrained:
             log.warning("%s was exported from an UNTRAINED model (random weights): its predictions are meaningless",
                         self.path)

@@ -21,11 +21,20 @@ from ferkit.infer.records import Record
 
 @dataclass
 class Frame:
-    """An image on its way through the pipeline: its record, pixels (None after an error) and detected faces."""
+    """An image on its way through the pipeline: its record, pixels (None after an error) and detected faces.
+
+    ``crops``: ``(face index, normalised tensor)`` once the faces were cropped (by a pipeline worker; None = not yet,
+    :meth:`~ferkit.infer.Recognizer.recognize` crops them then). ``track_ids``: one per face when faces are tracked
+    across video frames (:mod:`ferkit.infer.tracking`), else None. ``detected``: the detector ran on this frame
+    (False for a video frame whose faces are carried from the last detector frame).
+    """
 
     record: Record
     rgb: np.ndarray | None = None
     faces: list[Face] = field(default_factory=list)
+    crops: list[tuple[int, Any]] | None = None
+    track_ids: list[int] | None = None
+    detected: bool = True
 
 
 class FramePipeline(Protocol):
@@ -33,8 +42,13 @@ class FramePipeline(Protocol):
 
     batch_size: int
     untrained: bool
+    workers: int
+    detect_every: int
+    track: bool | None
 
     def detect(self, rgb: np.ndarray) -> list[Face]: ...
+
+    def crop_faces(self, frame: Frame) -> Frame: ...
 
     def recognize(self, frames: Sequence[Frame], *, logits: bool | None = None) -> Sequence[Frame]: ...
 

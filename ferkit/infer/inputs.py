@@ -7,7 +7,7 @@ array (H, W), (H, W, 1|3|4) — RGB unless ``channel_order="bgr"`` — or (N, H,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,20 +76,55 @@ def _expand_path(path: Path) -> Iterator[InputItem]:
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files under ``folder`` (recursive, hidden files and folders skipped), sorted by path."""
-    out = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [Path(root) / f for f in files if not f.startswith(".") and is_image_file(f)]
-    return sorted(out)
+    return list(iter_files(folder, is_image_file))
 
 
 def list_videos(folder: str | os.PathLike) -> list[Path]:
     """Video files under ``folder`` (recursive, hidden entries skipped), sorted by path."""
-    out = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [Path(root) / f for f in files if not f.startswith(".") and is_video_file(f)]
-    return sorted(out)
+    return list(iter_files(folder, is_video_file))
+
+
+def iter_files(folder: str | os.PathLike, accept: Callable[[str], bool]) -> Iterator[Path]:
+    """Files under ``folder`` whose name ``accept`` s, lazily, in sorted path order (``sorted()`` of the whole list).
+
+    One folder is listed at a time (a corpus of 100,000 files starts at once and never holds its whole listing);
+    hidden files and folders (``.name``) are skipped, symbolic links to folders are not followed and unreadable
+    folders are skipped, like :func:`os.walk`.
+    """
+    return (Path(full) for full, _ in walk_files(folder, accept))
+
+
+def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
+    """:func:`iter_files` as strings: ``(path, path relative to folder)``, ``path`` spelt as ``str(Path(...))``."""
+    top = str(Path(folder))
+    return _walk(top, "", accept, root=top == ".")
+
+
+def _walk(top: str, rel: str, accept: Callable[[str], bool], root: bool = False) -> Iterator[tuple[str, str]]:
+    try:
+        with os.scandir(top) as it:
+            entries = sorted((e.name, e.is_dir(), e.is_symlink()) for e in it if not e.name.startswith("."))
+    except OSError:
+        return
+    # sorting the names of one folder (files and sub-folders together) gives the order of sorted(full paths)
+    for name, is_dir, is_link in entries:
+        full = name if root else os.path.join(top, name)
+        sub = os.path.join(rel, name) if rel else name
+        if is_dir:
+            if not is_link:
+                yield from _walk(full, sub, accept)
+        elif accept(name):
+            yield full, sub
+
+
+def read_path_list(path: str | os.PathLike) -> Iterator[str]:
+    """The paths listed in a text file, one per line (surrounding white space stripped, blank lines skipped), lazily.
+    Relative paths are taken as they are (relative to the current folder), like command-line arguments."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                yield line
 
 
 def read_rgb(item: InputItem, *, channel_order: str = "rgb") -> np.ndarray:

@@ -6,7 +6,8 @@ Nested form (``Record.to_dict()``, JSON / JSONL)::
       "label": "happiness", "label_score": 0.87, "scores": {"neutral": 0.02, ...}, "landmarks": [[x, y], ...] | null}],
      "error": null}
 
-plus ``"frame"`` and ``"timestamp"`` (seconds) for video frames and ``"logits"`` per face when requested.
+plus ``"frame"`` and ``"timestamp"`` (seconds) for video frames, ``"logits"`` per face when requested and
+``"track_id"`` per face when faces are tracked across video frames (``detect_every`` / ``track``).
 Flat form (:func:`to_rows`, CSV): one row per face with the columns of :func:`columns`; an input without a face (or
 with an error) still gets one row whose face fields are empty, so nothing disappears.
 """
@@ -29,6 +30,8 @@ class FaceResult:
         label: top expression (canonical lower-case name). label_score: its probability.
         scores: probability per label name, in the model's label order; sums to 1.
         landmarks: five (x, y) points (eyes, nose, mouth corners) or None. logits: raw logits when requested.
+        track_id: the same number for the same face across the frames of a video when faces are tracked
+            (:mod:`ferkit.infer.tracking`), else None (and absent from ``to_dict()``).
     """
 
     box: tuple[float, float, float, float]
@@ -38,6 +41,7 @@ class FaceResult:
     scores: dict[str, float]
     landmarks: list[list[float]] | None = None
     logits: dict[str, float] | None = None
+    track_id: int | None = None
 
     @property
     def box_xywh(self) -> tuple[float, float, float, float]:
@@ -52,6 +56,8 @@ class FaceResult:
                                                                   for x, y in self.landmarks]}
         if self.logits is not None:
             out["logits"] = {k: float(v) for k, v in self.logits.items()}
+        if self.track_id is not None:
+            out["track_id"] = int(self.track_id)
         return out
 
 
@@ -90,20 +96,21 @@ class Record:
         return out
 
 
-def columns(label_names: Sequence[str], *, logits: bool = False) -> list[str]:
-    """Flat column names: input, frame, timestamp, face index, box (both forms), detection score, label,
-    label_score, ``p_<label>`` per class, ``logit_<label>`` (when asked), 5 landmarks, error."""
-    cols = ["input", "frame", "timestamp", "face", "x1", "y1", "x2", "y2", "x", "y", "w", "h", "score", "label",
-            "label_score"]
+def columns(label_names: Sequence[str], *, logits: bool = False, track: bool = False) -> list[str]:
+    """Flat column names: input, frame, timestamp, face index, ``track_id`` (when asked), box (both forms), detection
+    score, label, label_score, ``p_<label>`` per class, ``logit_<label>`` (when asked), 5 landmarks, error."""
+    cols = ["input", "frame", "timestamp", "face"] + (["track_id"] if track else [])
+    cols += ["x1", "y1", "x2", "y2", "x", "y", "w", "h", "score", "label", "label_score"]
     cols += [f"p_{n}" for n in label_names]
     if logits:
         cols += [f"logit_{n}" for n in label_names]
     return cols + list(LANDMARK_COLUMNS) + ["error"]
 
 
-def to_rows(records: Iterable[Record], label_names: Sequence[str], *, logits: bool = False) -> list[dict[str, Any]]:
+def to_rows(records: Iterable[Record], label_names: Sequence[str], *, logits: bool = False,
+            track: bool = False) -> list[dict[str, Any]]:
     """Flat rows (one per face; one per face-less input) with exactly the keys of :func:`columns`; missing = None."""
-    cols = columns(label_names, logits=logits)
+    cols = columns(label_names, logits=logits, track=track)
     rows = []
     for rec in records:
         base = {c: None for c in cols}
@@ -111,7 +118,10 @@ def to_rows(records: Iterable[Record], label_names: Sequence[str], *, logits: bo
         if not rec.faces:
             rows.append(base)
         for i, face in enumerate(rec.faces):
-            rows.append({**base, **_face_columns(face, i, label_names, logits)})
+            row = {**base, **_face_columns(face, i, label_names, logits)}
+            if track:
+                row["track_id"] = face.track_id
+            rows.append(row)
     return rows
 
 

@@ -1,8 +1,13 @@
 """Video files and cameras, frame by frame, in constant memory (OpenCV ``VideoCapture``; extra ``ferkit[video]``).
 
 Frames are decoded one at a time and recognised in batches of ``batch_size`` sampled frames; nothing holds the whole
-video. A file that cannot be opened, has no readable frame, or stops before the frame count in its header (truncated
-or corrupt) ends with an error record (``frame`` = the first frame that could not be read) and one warning line.
+video. With the recognizer's ``workers > 0`` a feeder thread decodes, worker threads detect and crop, and the caller
+classifies, all at once (:mod:`ferkit.infer.pipeline`; at most ``max(2 * workers, batch_size)`` frames ahead).
+``detect_every=N`` runs the detector on every N-th processed frame only and carries the faces in between with an IoU
+tracker (:mod:`ferkit.infer.tracking`), which also gives each face a ``track_id``.
+
+A file that cannot be opened, has no readable frame, or stops before the frame count in its header (truncated or
+corrupt) ends with an error record (``frame`` = the first frame that could not be read) and one warning line.
 
 FFmpeg's own log (OpenCV's video backend) is silenced: a damaged file would otherwise print a line per broken
 macroblock, thousands for a long video. To see it again, set ``OPENCV_FFMPEG_LOGLEVEL`` (e.g. ``16`` for errors)
@@ -11,6 +16,7 @@ before the first video is opened; OpenCV then prints FFmpeg's messages on stdout
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -21,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from ferkit.infer.frames import Frame, FramePipeline, error_message, progress_bar
+from ferkit.infer.pipeline import ordered_map
 from ferkit.infer.records import Record
+from ferkit.infer.tracking import IouTracker
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +136,8 @@ class VideoOutput:
 
 
 def predict_video(recognizer: FramePipeline, source: Any, *, every: int = 1, max_frames: int | None = None,
-                  out: str | os.PathLike | None = None, progress: bool = False) -> Iterator[Record]:
+                  out: str | os.PathLike | None = None, progress: bool = False, detect_every: int = 1,
+                  track: bool | None = None) -> Iterator[Record]:
     """Yield one record per processed frame (``frame``, ``timestamp``, ``faces``), then an error record if the video
     could not be opened or ended before its declared length.
 
@@ -137,9 +146,14 @@ def predict_video(recognizer: FramePipeline, source: Any, *, every: int = 1, max
         every: process every N-th frame (others are skipped without decoding unless ``out`` needs them).
         max_frames: stop after this many processed frames (cameras run until interrupted otherwise).
         out: annotated output video (``.mp4``/``.avi``); skipped frames carry the latest boxes.
+        detect_every: run the detector on every N-th processed frame; the frames in between get the faces of the
+            tracks seen at the last detector frame, moved at constant velocity (:class:`IouTracker`).
+        track: add ``track_id`` to every face (None: when ``detect_every > 1``).
     """
     if int(every) < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if int(detect_every) < 1:
+        raise ValueError(f"detect_every must be >= 1, got {detect_every}")
     try:
         src = VideoSource(source)
     except (OSError, ValueError) as e:
@@ -148,7 +162,8 @@ def predict_video(recognizer: FramePipeline, source: Any, *, every: int = 1, max
             log.warning("%s", e)
         yield Record(str(source) if cam is None else f"camera:{cam}", error=error_message(e), frame=0, timestamp=0.0)
         return
-    stream = _FrameStream(recognizer, src, int(every), max_frames, out, progress)
+    stream = _FrameStream(recognizer, src, int(every), max_frames, out, progress, int(detect_every),
+                          int(detect_every) > 1 if track is None else bool(track))
     try:
         yield from stream.run()
     finally:
@@ -156,50 +171,90 @@ def predict_video(recognizer: FramePipeline, source: Any, *, every: int = 1, max
 
 
 class _FrameStream:
-    """The loop of :func:`predict_video`: read, sample, batch, recognise, annotate, yield."""
+    """The loop of :func:`predict_video`: read, sample, (detect | track), batch, recognise, annotate, yield.
+
+    Stage 1 (:meth:`_decoded`, then :meth:`_stage`) may run in pipeline threads; the tracker, the batching, the
+    classification and the output video run in the caller's thread, in frame order.
+    """
 
     def __init__(self, recognizer: FramePipeline, src: VideoSource, every: int, max_frames: int | None,
-                 out: str | os.PathLike | None, progress: bool):
+                 out: str | os.PathLike | None, progress: bool, detect_every: int = 1, track: bool = False):
         self.rec, self.src, self.every, self.max_frames = recognizer, src, every, max_frames
         self.output = VideoOutput(out, src.fps) if out is not None else None
         self.pending: list[Frame] = []
         self.to_write: list[tuple[np.ndarray, int]] = []  # (rgb, index into pending or -1 = latest faces)
         self.latest: list = []
         self.failed = False
+        self.detect_every, self.track = detect_every, track
+        self.tracker = IouTracker() if track or detect_every > 1 else None
+        self.workers = int(getattr(recognizer, "workers", 0))
+        self.read = self.processed = 0
         total = None if src.frame_count is None else -(-src.frame_count // every)
         total = total if max_frames is None else min(total or max_frames, max_frames)
         self.bar = progress_bar(total, "frames", progress)
 
     def run(self) -> Iterator[Record]:
-        index = processed = 0
-        while self.max_frames is None or processed < self.max_frames:
-            sampled = index % self.every == 0
-            ok, bgr = self.src.read(decode=sampled or self.output is not None)
-            if not ok:
-                break
-            rgb = np.ascontiguousarray(bgr[:, :, ::-1]) if bgr is not None else None
-            if sampled:
-                self.pending.append(self._frame(rgb, index))
-                processed += 1
-            if self.output is not None:
-                self.to_write.append((rgb, len(self.pending) - 1 if sampled else -1))
-            index += 1
-            if len(self.pending) >= self.rec.batch_size or len(self.to_write) >= 4 * self.rec.batch_size:
-                yield from self._flush()
+        bs = self.rec.batch_size
+        stage1 = ordered_map(self._stage, self._decoded(), self.workers, ahead=max(2 * self.workers, bs))
+        with contextlib.closing(stage1):  # stops the pipeline threads when the caller stops early
+            for rgb, step, frame in stage1:
+                if frame is not None:
+                    if self.tracker is not None:
+                        self._track(frame, step)
+                    self.pending.append(frame)
+                if self.output is not None:
+                    self.to_write.append((rgb, len(self.pending) - 1 if frame is not None else -1))
+                if len(self.pending) >= bs or len(self.to_write) >= 4 * bs:
+                    yield from self._flush()
         yield from self._flush()
-        end = self._end_error(index, processed)
+        end = self._end_error(self.read, self.processed)
         if end is not None:
             yield end
 
-    def _frame(self, rgb: np.ndarray, index: int) -> Frame:
-        frame = Frame(Record(self.src.name, frame=index, timestamp=self.src.timestamp(index),
-                             untrained=self.rec.untrained))
+    def _decoded(self) -> Iterator[tuple[int, np.ndarray | None, int | None, float]]:
+        """``(frame index, RGB or None when only grabbed, processed step or None when not sampled, timestamp)``, one
+        frame at a time (the pipeline's feeder thread when ``workers > 0``); counts frames into ``read`` and
+        ``processed``."""
+        index = processed = 0
+        try:
+            while self.max_frames is None or processed < self.max_frames:
+                sampled = index % self.every == 0
+                ok, bgr = self.src.read(decode=sampled or self.output is not None)
+                if not ok:
+                    break
+                rgb = np.ascontiguousarray(bgr[:, :, ::-1]) if bgr is not None else None
+                yield index, rgb, processed if sampled else None, self.src.timestamp(index)
+                processed += sampled
+                index += 1
+        finally:
+            self.read, self.processed = index, processed
+
+    def _stage(self, item: tuple[int, np.ndarray | None, int | None, float]) -> tuple[Any, int | None, Frame | None]:
+        """Detection (and, in a worker, cropping) of a sampled frame on which the detector runs."""
+        index, rgb, step, timestamp = item
+        if step is None:
+            return rgb, None, None
+        frame = Frame(Record(self.src.name, frame=index, timestamp=timestamp, untrained=self.rec.untrained))
+        if step % self.detect_every:  # faces carried by the tracker, in order (run)
+            frame.rgb, frame.detected = rgb, False
+            return rgb, step, frame
         try:
             frame.faces = self.rec.detect(rgb)
             frame.rgb = rgb
         except Exception as e:  # noqa: BLE001 - one bad frame must not stop the video
             frame.record.error = error_message(e)
-        return frame
+        if self.workers:
+            self.rec.crop_faces(frame)
+        return rgb, step, frame
+
+    def _track(self, frame: Frame, step: int) -> None:
+        if frame.detected:
+            if frame.rgb is None:  # the detector failed on this frame: the tracks wait for the next one
+                return
+            ids = self.tracker.update(frame.faces, step)
+        else:
+            frame.faces, ids = self.tracker.carry(step)
+        frame.track_ids = ids if self.track else None
 
     def _flush(self) -> Iterator[Record]:
         frames = self.rec.recognize(self.pending)

@@ -27,14 +27,14 @@ class RecordWriter:
     Args:
         path: output file, an open text stream, or None / ``"-"`` for stdout. fmt: ``json`` | ``jsonl`` | ``csv``.
         label_names: the model's labels (CSV columns). logits: add logit columns (CSV).
-        flat: JSON/JSONL with the flat CSV rows instead of nested records.
+        flat: JSON/JSONL with the flat CSV rows instead of nested records. track: flat rows with a ``track_id`` column.
     """
 
     def __init__(self, path: str | os.PathLike | IO[str] | None, fmt: str, label_names: Sequence[str], *,
-                 logits: bool = False, flat: bool = False):
+                 logits: bool = False, flat: bool = False, track: bool = False):
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-        self.fmt, self.label_names, self.logits, self.flat = fmt, tuple(label_names), logits, flat
+        self.fmt, self.label_names, self.logits, self.flat, self.track = fmt, tuple(label_names), logits, flat, track
         stream = sys.stdout if path is None or path == "-" else path if hasattr(path, "write") else None
         self.path = None if stream is not None else Path(path)
         if stream is not None:
@@ -46,14 +46,14 @@ class RecordWriter:
         self.count = 0
         self._csv: csv.DictWriter | None = None
         if fmt == "csv":
-            self._csv = csv.DictWriter(self.fh, fieldnames=columns(self.label_names, logits=logits))
+            self._csv = csv.DictWriter(self.fh, fieldnames=columns(self.label_names, logits=logits, track=track))
             self._csv.writeheader()
         elif fmt == "json":
             self.fh.write("[")
 
     def write(self, record: Record) -> None:
         """Write one record (several CSV / flat rows when it has several faces)."""
-        items: list[dict[str, Any]] = (to_rows([record], self.label_names, logits=self.logits)
+        items: list[dict[str, Any]] = (to_rows([record], self.label_names, logits=self.logits, track=self.track)
                                        if self.flat or self._csv else [record.to_dict()])
         for item in items:
             if self._csv is not None:
@@ -84,16 +84,24 @@ class RecordWriter:
 
 @dataclass
 class WriteSummary:
-    """What :func:`write_records` wrote: ``records`` in all, ``failed`` of them with an error, the first of those."""
+    """What :func:`write_records` wrote: ``records`` in all, ``failed`` of them with an error, the first of those.
+
+    Runs of :func:`ferkit.infer.write_predictions` also fill ``resumed`` (records that the output already held:
+    counted in ``records`` / ``failed`` too), ``path`` (the file written, e.g. this rank's shard) and ``merged`` (the
+    merged output, on the rank that merged the shards).
+    """
 
     records: int = 0
     failed: int = 0
     first_error: Record | None = None
+    resumed: int = 0
+    path: Path | None = None
+    merged: Path | None = None
 
 
 def write_records(records: Iterable[Record], path: str | os.PathLike | IO[str] | Sequence[str | os.PathLike | IO[str]]
                   | None, fmt: str, label_names: Sequence[str], *, logits: bool = False,
-                  flat: bool = False) -> WriteSummary:
+                  flat: bool = False, track: bool = False) -> WriteSummary:
     """Write every record (as it comes) to one destination or to each of a list of them, then close the files.
 
     Args:
@@ -101,7 +109,7 @@ def write_records(records: Iterable[Record], path: str | os.PathLike | IO[str] |
             :class:`RecordWriter`.
     """
     paths = list(path) if isinstance(path, (list, tuple)) else [path]
-    writers = [RecordWriter(p, fmt, label_names, logits=logits, flat=flat) for p in paths]
+    writers = [RecordWriter(p, fmt, label_names, logits=logits, flat=flat, track=track) for p in paths]
     summary = WriteSummary()
     try:
         for record in records:

@@ -146,7 +146,8 @@ class TrainSection:
         accum_steps: gradient accumulation; micro-batch = batch_size / (world_size * accum_steps).
         precision: ``fp32``, ``bf16`` (autocast; CPU and CUDA), ``fp16`` (autocast + loss scaling; GPU only: on the
             CPU a ``ConfigError``, as in evaluation and inference) or ``auto`` (bf16 on a CUDA device that supports
-            it, else fp32 — bf16 is slower than fp32 on most CPUs). Rules: :func:`ferkit.device.resolve_precision`.
+            it and on a CPU with AMX / AVX512-BF16, else fp32 — bf16 is emulated and slower than fp32 on other CPUs).
+            Rules: :func:`ferkit.device.resolve_precision`, :func:`ferkit.device.choose_precision`.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: ``torch.set_num_threads`` per process (``null``: PyTorch's default).
         seed: base seed; every epoch reseeds from (seed, epoch, rank). ``null`` draws one and records it.

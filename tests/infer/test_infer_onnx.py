@@ -10,7 +10,8 @@ import torch
 
 import ferkit
 from ferkit.cli.main import main
-from ferkit.errors import CheckpointError
+from ferkit.errors import CheckpointError, ConfigError
+from ferkit.export.sidecar import write_sidecar
 from tests.infer._helpers import TINY, fer_files
 
 ort = pytest.importorskip("onnxruntime")
@@ -42,8 +43,11 @@ def test_missing_sidecar_and_precision_are_refused(tmp_path):
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(CheckpointError, match="no metadata file"):
         ferkit.load(tmp_path / "m.onnx", detector="none")
-    with pytest.raises(ValueError, match="fp32 only"):
-        ferkit.load(tmp_path / "m.onnx", detector="none", precision="bf16")
+    write_sidecar(tmp_path / "m.onnx", {"label_names": ["anger", "happiness"], "data_config": {"input_size": 4}})
+    with pytest.raises(ConfigError, match=r"is an fp32 ONNX model; precision 'bf16' is not available"):
+        ferkit.load(tmp_path / "m.onnx", detector="none", precision="bf16")  # before the file is opened
+    with pytest.raises(ConfigError, match=r"--int8 --calibrate DIR"):
+        ferkit.load(tmp_path / "m.onnx", detector="none", precision="int8")
 
 
 @pytest.mark.slow

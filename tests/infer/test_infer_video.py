@@ -47,17 +47,19 @@ def test_frames_sampling_timestamps_and_agreement_with_images(tmp_path, make_rec
     assert "use predict_video()" in rec.predict(path).error  # a video given to the image API: a clear message
 
 
-def test_streaming_reads_only_a_batch_ahead(tmp_path, make_rec, monkeypatch):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_reads_only_a_batch_ahead(tmp_path, make_rec, monkeypatch, workers):
     from ferkit.infer import video
 
-    path = write_video(tmp_path / "v.avi", n=20)
+    path = write_video(tmp_path / "v.avi", n=40)
     reads = []
     original = video.VideoSource.read
     monkeypatch.setattr(video.VideoSource, "read", lambda self, decode=True: reads.append(1) or original(self, decode))
-    stream = make_rec(batch_size=2).predict_video(path)
+    stream = make_rec(batch_size=2, workers=workers).predict_video(path)
     first = next(stream)
-    assert first.frame == 0 and len(reads) <= 3  # two frames for the first batch, not the whole video
-    assert len(list(stream)) == 19
+    # two frames for the first batch (+ the pipeline's bounded read-ahead: max(2 * workers, batch) + 1), not the video
+    assert first.frame == 0 and len(reads) <= 3 + (max(2 * workers, 2) + 1 if workers else 0)
+    assert len(list(stream)) == 39
 
 
 def test_annotated_output_video_has_every_frame(tmp_path, make_rec, astronaut):

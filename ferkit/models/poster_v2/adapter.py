@@ -79,6 +79,58 @@ def official_to_ferkit(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.
     return out, dropped
 
 
+# ferkit key -> official key: the inverse of OFFICIAL_RENAMES (one-to-one; tests/infer/test_bench.py round-trips it)
+FERKIT_RENAMES: list[tuple[str, Any]] = [
+    (r"^landmark_net\.", "face_landback."),
+    (r"^image_net\.", "ir_back."),
+    (r"^landmark_proj\.", "last_face_conv."),
+    (r"^image_down\.([012])\.", lambda m: f"conv{int(m.group(1)) + 1}."),
+    (r"^fusion\.([012])\.norm\.", lambda m: f"window{int(m.group(1)) + 1}.norm."),
+    (r"^fusion\.([012])\.attn\.kv\.", lambda m: f"attn{int(m.group(1)) + 1}.qkv."),
+    (r"^fusion\.([012])\.attn\.", lambda m: f"attn{int(m.group(1)) + 1}."),
+    (r"^fusion\.([012])\.norm2\.", lambda m: f"ffn{int(m.group(1)) + 1}.norm."),
+    (r"^fusion\.([012])\.", lambda m: f"ffn{int(m.group(1)) + 1}."),
+    (r"^tokenize\.0\.", "embed_q."),
+    (r"^tokenize\.1\.", "embed_k."),
+    (r"^tokenize\.2\.0\.", "embed_v.proj."),
+    (r"^se\.", "VIT.se_block."),
+    (r"^head\.", "VIT.head.linear."),
+    (r"^fuser\.", "VIT."),
+]
+
+
+def ferkit_to_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ferkit ``poster_v2`` state dict (the official architecture) in the official key layout, e.g. to load ferkit's
+    weights into the official code (``ferkit bench --official-src``).
+
+    The ``relative_position_index`` buffers are rebuilt from the formula; the official dead modules (``DEAD_PATTERNS``)
+    have no ferkit counterpart and are not produced: load the result over the official model's own state dict.
+
+    Raises:
+        CheckpointError: a key with no official counterpart (a ferkit-only option such as the open streams, a
+            deeper ViT, vanilla attention, ...): only the official architecture can run in the official code.
+    """
+    out: dict[str, torch.Tensor] = {}
+    unknown = []
+    for k, v in sd.items():
+        for pattern, repl in FERKIT_RENAMES:
+            new, n = re.subn(pattern, repl, k, count=1)
+            if n:
+                out[new] = v
+                break
+        else:
+            unknown.append(k)
+    if unknown:
+        raise CheckpointError(f"{len(unknown)} ferkit keys have no official POSTER_V2 counterpart (e.g. "
+                              f"{', '.join(unknown[:3])}): only the official architecture maps to the official code")
+    for s in (1, 2, 3):
+        table = out.get(f"attn{s}.relative_position_bias_table")
+        if table is not None:
+            w = (int(round(table.shape[0] ** 0.5)) + 1) // 2
+            out[f"attn{s}.relative_position_index"] = relative_position_index(w)
+    return out
+
+
 def _is_official(sd: Mapping[str, Any]) -> bool:
     return any(k.startswith(("VIT.", "face_landback.", "ir_back.")) for k in sd)
 

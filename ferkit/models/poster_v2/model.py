@@ -239,7 +239,7 @@ class PosterV2(FerModel):
         for s, m in enumerate(lm):
             side = self.maps[s]
             if m.shape[-1] > side:
-                m = F.adaptive_avg_pool2d(m, side)
+                m = _area_pool(m, side)
             elif m.shape[-1] < side:
                 m = F.interpolate(m, size=(side, side), mode="bilinear", align_corners=False)
             out.append(m)
@@ -322,3 +322,17 @@ class PosterV2(FerModel):
             parts = {"loss_main": loss.detach(), "loss_aux": aux.detach()}
             loss = loss + self.config.aux_weight * aux
         return loss, logits, parts
+
+
+def _area_pool(x: torch.Tensor, side: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, side)`` of a square map, as a plain ``avg_pool2d`` when its windows are uniform
+    (e.g. 14 -> 13, 7 -> 6, 4 -> 3: kernel 2, stride 1; or an integer ratio): the same values, and an ONNX export
+    that does not depend on shape inference (the TorchScript exporter cannot size an adaptive pool after PReLU)."""
+    n = int(x.shape[-1])
+    starts = [(i * n) // side for i in range(side)]
+    ends = [-((-(i + 1) * n) // side) for i in range(side)]
+    kernels = {e - s for s, e in zip(starts, ends)}
+    strides = {b - a for a, b in zip(starts, starts[1:])} or {1}
+    if len(kernels) == 1 and len(strides) == 1:
+        return F.avg_pool2d(x, kernel_size=kernels.pop(), stride=strides.pop())
+    return F.adaptive_avg_pool2d(x, side)
