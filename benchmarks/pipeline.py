@@ -93,6 +93,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--model", default=None, help="default: ferkit's default model")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--backend", dest="backends", nargs="+", default=["torch"],
+                   help="classifier runtimes to compare (torch onnx openvino auto; default: torch)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} torch threads, {os.cpu_count()} cores, CPU {cpu_flags()}, "
@@ -100,20 +102,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = write_folder(Path(tmp), args.images)
         video = write_video(Path(tmp) / "two_faces.avi", args.frames)
-        recs = {w: ferkit.load(args.model, detector="yunet", device="cpu", batch_size=args.batch_size, workers=w)
-                for w in args.workers}
-        any_rec = recs[args.workers[0]]
+        recs = {(b, w): ferkit.load(args.model, detector="yunet", device="cpu", batch_size=args.batch_size,
+                                    workers=w, backend=b)
+                for b in args.backends for w in args.workers}
+        any_rec = next(iter(recs.values()))
         print(f"model {any_rec.model_name}, detector yunet, batch {args.batch_size}, {args.images} photos "
               f"(512-1200 px), video {args.frames} frames 640x480 MJPG\n")
 
-        per = stages(any_rec, files[: min(16, len(files))])
-        print("| stage alone | ms / image |\n| --- | --- |")
-        for name, sec in per.items():
-            print(f"| {name} | {1e3 * sec:.1f} |")
-        print(f"| sum (sequential bound) | {1e3 * sum(per.values()):.1f} |")
-        print(f"| max (overlapped bound) | {1e3 * max(per.values()):.1f} |\n")
+        for b in args.backends:
+            per = stages(recs[b, args.workers[0]], files[: min(16, len(files))])
+            print(f"| stage alone (backend {b}) | ms / image |\n| --- | --- |")
+            for name, sec in per.items():
+                print(f"| {name} | {1e3 * sec:.1f} |")
+            print(f"| sum (sequential bound) | {1e3 * sum(per.values()):.1f} |")
+            print(f"| max (overlapped bound) | {1e3 * max(per.values()):.1f} |\n")
 
-        configs = [("folder", w, None) for w in recs] + [("video", w, e) for w in recs for e in (1, 5)]
+        configs = [("folder", k, None) for k in recs] + [("video", k, e) for k in recs for e in (1, 5)]
         runs = {c: [] for c in configs}
         counts = {}
         for c in configs:  # warm-up, and the record / face counts
@@ -124,11 +128,12 @@ def main() -> None:
                 t = time.perf_counter()
                 run(recs[c[1]], c, files, video)
                 runs[c].append(time.perf_counter() - t)
-        print("| input | workers | detect_every | items/s | faces/s |")
-        print("| --- | --- | --- | --- | --- |")
+        print("| input | backend | workers | detect_every | items/s | faces/s |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for c in configs:
             sec = statistics.median(runs[c])
-            print(f"| {c[0]} | {c[1]} | {c[2] or '-'} | {counts[c][0] / sec:.2f} | {counts[c][1] / sec:.2f} |")
+            print(f"| {c[0]} | {recs[c[1]].backend.name} | {c[1][1]} | {c[2] or '-'} | {counts[c][0] / sec:.2f} | "
+                  f"{counts[c][1] / sec:.2f} |")
         print(f"\nmedian of {args.repeats} interleaved rounds; load average after: {os.getloadavg()[0]:.1f}")
 
 

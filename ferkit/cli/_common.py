@@ -15,6 +15,8 @@ from typing import Any
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: ``--precision`` of the inference commands (``ferkit.device.INFERENCE_PRECISIONS``; not imported: no torch here)
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: ``--backend`` of the inference commands (``ferkit.infer.precision.BACKENDS``; not imported: no torch here)
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ferkit.cli._common import (
+    BACKENDS,
     RegistryHelp,
     add_allow_unverified_arg,
     add_checkpoint_args,
@@ -45,6 +46,10 @@ def add_recognizer_args(p: argparse.ArgumentParser, *, detector_default: str = "
     add_set_arg(g)
     add_device_arg(g)
     add_precision_arg(g, inference=True)
+    g.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="runtime: torch (PyTorch), onnx (onnxruntime), openvino, or auto (on the CPU OpenVINO, else "
+                        "onnxruntime, else PyTorch; --model is exported to ONNX once and cached). Default: torch, onnx "
+                        "for an .onnx file or int8, auto with --precision auto")
     g.add_argument("--calibrate", default=None, metavar="DIR",
                    help="face images (pre-cropped) to quantize --model to int8 with (--precision int8/auto; done once, "
                         "cached)")
@@ -67,6 +72,7 @@ def _other_pretrained() -> list[str]:
 def recognizer_options(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`ferkit.load` (all but the model and checkpoint) from the parsed arguments."""
     return dict(detector=args.detector, device=args.device, batch_size=args.batch_size, precision=args.precision,
+                backend=args.backend,
                 calibrate=args.calibrate, calibrate_count=args.calibrate_count or None,
                 crop=args.crop, detector_weights=args.detector_weights, score_threshold=args.score_threshold,
                 trust_checkpoint=args.trust_checkpoint, allow_unverified=args.allow_unverified,

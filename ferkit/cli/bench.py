@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", dest="precisions", nargs="+", default=["fp32"], metavar="P",
                    help="precisions as ferkit.load accepts them, e.g. fp32 bf16 auto int8 (default: fp32); a refused "
                         "one gives an error row")
+    p.add_argument("--backend", dest="backends", nargs="+", default=[None], metavar="B",
+                   help="runtimes as ferkit.load accepts them: torch onnx openvino auto (default: ferkit.load's "
+                        "default: torch, onnx for int8 and .onnx files); each precision is timed with each")
     p.add_argument("--batch", dest="batches", type=int, nargs="+", default=[1, 8], metavar="N",
                    help="faces per forward pass (default: 1 8)")
     p.add_argument("--threads", type=int, nargs="+", default=None, metavar="N",
@@ -60,7 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ferkit.cli._common import check_output_file
-    from ferkit.infer.bench import bench, format_header, format_row, peak_rss_mb, system_info, table_head
+    from ferkit.infer.bench import (
+        bench,
+        format_header,
+        format_peak,
+        format_row,
+        peak_rss_mb,
+        system_info,
+        table_head,
+    )
 
     check_output_file(args.json_out, "--json")
     import_plugins_of(args)
@@ -74,12 +85,15 @@ def run(args: argparse.Namespace) -> int:
         print(format_header(info) + "\n\n" + table_head(), flush=True)
         rows = bench(args.models, args.precisions, args.batches, args.threads, args.repeats, args.official_src,
                      images=args.images, checkpoint=args.checkpoint, overrides=parse_overrides(args.overrides),
-                     device=args.device, warmup=args.warmup, trust_checkpoint=args.trust_checkpoint,
-                     allow_unverified=args.allow_unverified, calibrate=args.calibrate,
+                     device=args.device, warmup=args.warmup, backends=args.backends,
+                     trust_checkpoint=args.trust_checkpoint, allow_unverified=args.allow_unverified,
+                     calibrate=args.calibrate,
                      on_row=lambda r: print(format_row(r), flush=True))
     finally:
         torch.set_num_threads(saved)
     info["peak_rss_mb"] = peak_rss_mb()
+    if format_peak(rows):
+        print("\n" + format_peak(rows))
     print(f"\npeak RSS: {info['peak_rss_mb']:.0f} MiB")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:

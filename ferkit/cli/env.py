@@ -10,7 +10,7 @@ import sys
 from ferkit.cli._common import print_json
 
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "timm", "open_clip_torch", "opencv-python-headless",
-             "onnxruntime", "onnx", "safetensors", "scikit-learn", "matplotlib")
+             "onnxruntime", "onnx", "openvino", "safetensors", "scikit-learn", "matplotlib")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -80,7 +80,8 @@ def explain(recognizer: Any, x: Any, *, method: str = "auto", scale: str | int =
 
     model = getattr(recognizer.backend, "model", None)
     if model is None:
-        raise ValueError("explanations need the PyTorch backend (load the model without backend='onnx')")
+        raise ValueError(f"explanations need the PyTorch backend, not {recognizer.backend.name!r} (load the model "
+                         "with backend='torch')")
     method = resolve_method(method, model)
     out = []
     for k, frame in enumerate(recognizer.predict_frames(x)):

@@ -11,9 +11,17 @@ import torch
 from torch import nn
 
 from ferkit.device import resolve_device
-from ferkit.infer.backends import OnnxBackend, TorchBackend
+from ferkit.infer.backends import OnnxBackend, OpenVinoBackend, TorchBackend
 from ferkit.infer.detection import make_detector
-from ferkit.infer.precision import canonical, for_onnx_file, for_torch_model, int8_model
+from ferkit.infer.precision import (
+    canonical,
+    canonical_backend,
+    choose_backend,
+    for_onnx_file,
+    for_torch_model,
+    fp32_model,
+    int8_model,
+)
 from ferkit.infer.preprocess import resolve_crop
 from ferkit.infer.recognizer import Recognizer
 
@@ -40,7 +48,11 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
             :func:`ferkit.detect.register_detector`), an object with ``detect(rgb) -> list[Face]``, or a callable
             returning boxes.
         device: ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
-        backend: ``"torch"`` or ``"onnx"`` (default: ``"onnx"`` for a ``.onnx`` path, else ``"torch"``).
+        backend: the runtime: ``"torch"``, ``"onnx"`` (onnxruntime), ``"openvino"`` or ``"auto"``
+            (:func:`ferkit.infer.precision.choose_backend`: on the CPU OpenVINO, else onnxruntime, else PyTorch for
+            fp32). A PyTorch model run with ``onnx``/``openvino`` is exported once (parity-checked) and cached under
+            ``$FERKIT_HOME``. Default: ``"onnx"`` for a ``.onnx`` path or int8, ``"auto"`` with ``precision="auto"``,
+            else ``"torch"``.
         batch_size: images read and faces classified per step.
         precision: ``"auto"`` (picked from the CPU flags / GPU, :func:`ferkit.device.choose_precision`; the choice
             and its reason are logged at INFO and kept in ``Recognizer.precision``), ``"fp32"``, ``"bf16"``,
@@ -70,43 +82,55 @@ def load(model: str | os.PathLike | nn.Module | None = None, *, checkpoint: str 
 
         model = DEFAULT_MODEL
     onnx_path = _onnx_path(model)
-    backend = backend or ("onnx" if onnx_path else "torch")
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
-    if backend == "onnx" and onnx_path is None:
-        raise ValueError("backend='onnx' needs the path of a .onnx file exported by `ferkit export onnx`")
     precision = canonical(precision)
-    if backend == "torch" and onnx_path is not None:
-        raise ValueError(f"{model} is an ONNX file; use backend='onnx' (or leave backend unset)")
+    backend = canonical_backend(backend)
+    if backend is None and precision == "auto":
+        backend = "auto"
     if onnx_path is not None and not onnx_path.is_file():
         raise FileNotFoundError(f"exported model not found: {onnx_path}")
     torch_device = resolve_device(device)  # validates the string before anything expensive happens
-    if backend == "onnx":
+    if onnx_path is not None:
         from ferkit.export.sidecar import read_sidecar
 
         choice = for_onnx_file(precision, onnx_path, read_sidecar(onnx_path))
     else:
         choice = for_torch_model(precision, torch_device, calibrate=calibrate)
+    runtime = choose_backend(backend, choice.precision, torch_device, onnx_file=onnx_path is not None)
     det, det_name = make_detector(detector, weights=detector_weights, device=str(torch_device),
                                   score_threshold=score_threshold, max_side=max_side,
                                   trust_checkpoint=trust_checkpoint)
-    if backend == "onnx":
-        clf = OnnxBackend(onnx_path, device=device)
+    if onnx_path is not None:
+        clf = _exported_backend(runtime.name, onnx_path, device)
     else:
         net = model if isinstance(model, nn.Module) else _create(
             str(model), checkpoint, trust_checkpoint, dict(model_overrides, allow_unverified=allow_unverified))
-        if choice.precision == "int8":
-            clf = OnnxBackend(int8_model(net, calibrate, calibrate_count), device="cpu")
-        else:
+        clf = None
+        if runtime.name != "torch":
+            try:
+                path = int8_model(net, calibrate, calibrate_count) if choice.precision == "int8" else fp32_model(net)
+                clf = _exported_backend(runtime.name, path, "cpu" if choice.precision == "int8" else device)
+            except Exception as e:  # noqa: BLE001 - "auto" must not fail where PyTorch works
+                if backend != "auto" or choice.precision == "int8":
+                    raise
+                log.warning("backend auto: %s could not run %s (%s); using PyTorch", runtime.name,
+                            getattr(net, "model_name", "the model"), e)
+                runtime = runtime._replace(name="torch", reason=f"the faster runtime failed: {e}")
+        if clf is None:
             clf = TorchBackend(net, device=torch_device, precision=choice.precision, optimize=optimize)
+    clf.backend_reason = runtime.reason
     clf.precision, clf.precision_reason = choice.precision, choice.reason
     # say what "auto" (or int8 / bf16) chose; the plain fp32 default needs no announcement (DEBUG)
     level = logging.DEBUG if precision in (None, "fp32") and choice.precision == "fp32" else logging.INFO
     log.log(level, "precision %s: %s", choice.precision, choice.reason)
+    log.log(logging.DEBUG if backend in (None, "torch") else logging.INFO, "backend %s: %s", clf.name, runtime.reason)
     crop_cfg = resolve_crop(crop, detector_name=det_name,
                             pretrained_crop=_pretrained_crop(model) or clf.data_config.get("crop"))
     return Recognizer(clf, det, detector_name=det_name, crop=crop_cfg, batch_size=batch_size, logits=logits,
                       channel_order=channel_order, workers=workers, detect_every=detect_every, track=track)
+
+
+def _exported_backend(name: str, path: Path, device: Any) -> Any:
+    return OpenVinoBackend(path, device=device) if name == "openvino" else OnnxBackend(path, device=device)
 
 
 def _create(name: str, checkpoint: Any, trust: bool, overrides: dict[str, Any]) -> nn.Module:

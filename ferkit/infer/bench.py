@@ -42,9 +42,10 @@ from ferkit.infer.frames import error_message
 log = logging.getLogger(__name__)
 
 #: (row key, table heading), in table order
-COLUMNS = (("model", "model"), ("precision", "precision"), ("batch", "batch"), ("threads", "threads"),
-           ("ms_per_image", "ms/img"), ("faces_per_s", "faces/s"), ("top1_agreement", "top-1 agree %"),
-           ("max_prob_diff", "max |Δp|"), ("peak_rss_mb", "peak RSS MB"), ("error", "error"))
+COLUMNS = (("model", "model"), ("precision", "precision"), ("backend", "backend"), ("batch", "batch"),
+           ("threads", "threads"), ("ms_per_image", "ms/img"), ("faces_per_s", "faces/s"),
+           ("percent_of_peak", "% fp32 peak"), ("top1_agreement", "top-1 agree %"), ("max_prob_diff", "max |Δp|"),
+           ("peak_rss_mb", "peak RSS MB"), ("error", "error"))
 #: CPU flags that decide which kernels run (x86 names of /proc/cpuinfo)
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
              "amx_bf16", "amx_int8")
@@ -76,9 +77,32 @@ def peak_rss_mb() -> float:
     return round(peak / (2 ** 20 if sys.platform == "darwin" else 2 ** 10), 1)
 
 
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """The fp32 matrix-multiply speed of this CPU at the current thread count, GFLOP/s (best of ``repeats``
+    ``size`` x ``size`` products): the practical fp32 peak that convolutions and linear layers can reach."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    best = min(_timed(lambda x: x @ b, a, repeats, 0)[0])
+    return 2 * size ** 3 / best / 1e9
+
+
+def count_gflop(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> float | None:
+    """GFLOP per image of ``fn(x)`` (matrix products, convolutions, attention; ``torch.utils.flop_counter``), None
+    when ``fn`` does not run PyTorch operators (an ONNX runtime)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        fn(x)
+    total = counter.get_total_flops()
+    return total / 1e9 / x.shape[0] if total else None
+
+
 def bench(models: str | Sequence[str] | None = None, precisions: Sequence[str] = ("fp32",),
           batches: Sequence[int] = (1, 8), threads: int | Sequence[int] | None = None, repeats: int = 5,
-          official_src: str | os.PathLike | None = None, *, images: str | os.PathLike | None = None,
+          official_src: str | os.PathLike | None = None, *, backends: Sequence[str | None] = (None,),
+          images: str | os.PathLike | None = None,
           checkpoint: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
           device: str = "cpu", warmup: int = 1, seed: int = 0, trust_checkpoint: bool = False,
           allow_unverified: bool = False, calibrate: str | os.PathLike | None = None,
@@ -90,6 +114,9 @@ def bench(models: str | Sequence[str] | None = None, precisions: Sequence[str] =
             random weights unless ``checkpoint``), or ``.onnx`` files.
         precisions: as :func:`ferkit.load` accepts them (passed through; a refused one gives an error row; what
             ``auto`` chose is shown next to it).
+        backends: runtimes as :func:`ferkit.load` accepts them (``torch``, ``onnx``, ``openvino``, ``auto``); every
+            precision is timed with each (a combination a runtime refuses gives an error row). None: what
+            :func:`ferkit.load` picks by default (PyTorch; onnxruntime for int8 and ``.onnx`` files).
         batches: faces per forward pass. threads: ``torch.set_num_threads`` values (default: the current one).
         repeats: timed calls per row (median reported), after ``warmup`` untimed ones.
         official_src: a POSTER_V2 checkout; adds ``official POSTER_V2`` rows next to the first ``poster_v2`` model
@@ -102,7 +129,9 @@ def bench(models: str | Sequence[str] | None = None, precisions: Sequence[str] =
 
     Returns:
         One dict per row with the keys of :data:`COLUMNS` (``error`` None when it worked), plus ``median_ms`` (batch
-        latency), ``min_ms``, ``times_ms``, ``precision_used`` (what ran, e.g. for ``auto``) and ``device``.
+        latency), ``min_ms``, ``times_ms``, ``precision_used`` / ``backend_used`` (what ran, e.g. for ``auto``),
+        ``gflop_per_image`` (counted on the PyTorch model), ``peak_gflops`` (:func:`matmul_gflops` at that thread
+        count; ``percent_of_peak`` = GFLOP/img x faces/s / peak) and ``device``.
     """
     names = [models] if isinstance(models, str) else list(models or [_default_model()])
     thread_list = [int(t) for t in ([threads] if isinstance(threads, int) else threads or [torch.get_num_threads()])]
@@ -115,7 +144,7 @@ def bench(models: str | Sequence[str] | None = None, precisions: Sequence[str] =
         official_file(official_src)  # a wrong path fails now, not after the other models
         if not any(_arch(n) == "poster_v2" for n in names):
             names.insert(0, "poster_v2")
-    run = _Run(batches, int(repeats), int(warmup), device, seed, images, on_row, calibrate)
+    run = _Run(batches, int(repeats), int(warmup), device, seed, images, on_row, calibrate, list(backends))
     official_done = False
     saved_threads = torch.get_num_threads()
     try:
@@ -133,9 +162,12 @@ class _Run:
     """The state of one :func:`bench` call: settings, the rows so far."""
 
     def __init__(self, batches: list[int], repeats: int, warmup: int, device: str, seed: int, images: Any,
-                 on_row: Callable[[dict[str, Any]], None] | None, calibrate: Any = None):
+                 on_row: Callable[[dict[str, Any]], None] | None, calibrate: Any = None,
+                 backends: Sequence[str | None] = (None,)):
         self.batches, self.repeats, self.warmup, self.device, self.seed = batches, repeats, warmup, device, seed
-        self.calibrate = calibrate
+        self.calibrate, self.backends = calibrate, list(backends) or [None]
+        self.peak: dict[int, float] = {}  # threads -> fp32 matmul GFLOP/s
+        self._official_gflop: dict[Any, float | None] = {}
         self.images = None if images is None else _image_files(images)
         self.on_row = on_row
         self.rows: list[dict[str, Any]] = []
@@ -159,24 +191,20 @@ class _Run:
         official = None
         for threads in thread_list:
             torch.set_num_threads(threads)
-            try:  # the fp32 reference of the agreement columns
-                ref_rec = _recognizer(net, "fp32", self.device, None)
+            if self.device == "cpu" and threads not in self.peak:
+                self.peak[threads] = matmul_gflops()
+            try:  # the fp32 reference of the agreement columns: the PyTorch model (an ONNX file: its own runtime)
+                ref_rec = _recognizer(net, "fp32", self.device, None, None)
                 pool = self._inputs(ref_rec)
                 reference = {b: _probs(ref_rec.backend.logits(pool[:b])) for b in self.batches}
+                gflop = count_gflop(ref_rec.backend.logits, pool[:1])
             except Exception as e:  # noqa: BLE001
                 log.debug("model %s failed in fp32", name, exc_info=True)
                 self.add(model=name, precision="fp32", threads=threads, error=error_message(e))
                 return
             for precision in precisions:
-                try:
-                    rec = ref_rec if precision == "fp32" else _recognizer(net, precision, self.device, self.calibrate)
-                except Exception as e:  # noqa: BLE001 - e.g. fp16 on the CPU, a precision the backend refuses
-                    self.add(model=name, precision=precision, threads=threads, error=error_message(e))
-                    continue
-                used = str(getattr(rec.backend, "precision", None) or precision)
-                self._time_rows(name, precision, threads, rec.backend.logits, pool, reference, used)
-                del rec
-                gc.collect()
+                for backend in self.backends:
+                    self._precision_rows(net, name, precision, backend, threads, ref_rec, pool, reference, gflop)
             if official_src is not None:
                 if official is None:  # built once; a failure is one error row
                     official = self._official(official_src, net, threads) or False
@@ -185,6 +213,20 @@ class _Run:
                         self._official_rows(official, precision, threads, pool, reference)
             del ref_rec
             gc.collect()
+
+    def _precision_rows(self, net: Any, name: str, precision: str, backend: str | None, threads: int, ref_rec: Any,
+                        pool: torch.Tensor, reference: dict[int, torch.Tensor], gflop: float | None) -> None:
+        try:
+            same = precision == "fp32" and backend in (None, "torch") and not _is_onnx(name)
+            rec = ref_rec if same else _recognizer(net, precision, self.device, self.calibrate, backend)
+        except Exception as e:  # noqa: BLE001 - e.g. fp16 on the CPU, a precision the backend refuses
+            self.add(model=name, precision=precision, backend=backend, threads=threads, error=error_message(e))
+            return
+        used = str(getattr(rec.backend, "precision", None) or precision)
+        self._time_rows(name, precision, threads, rec.backend.logits, pool, reference, used, backend=backend,
+                        backend_used=rec.backend.name, gflop=gflop)
+        del rec
+        gc.collect()
 
     def _official(self, src: Any, net: Any, threads: int) -> Any:
         try:
@@ -217,24 +259,35 @@ class _Run:
             with torch.inference_mode(), autocast("cpu", precision):
                 return official_logits(model, x).float()
 
-        self._time_rows(OFFICIAL, precision, threads, logits, pool, reference)
+        if model not in self._official_gflop:
+            self._official_gflop[model] = count_gflop(logits, pool[:1])
+        self._time_rows(OFFICIAL, precision, threads, logits, pool, reference, backend="torch",
+                        gflop=self._official_gflop[model])
 
     def _time_rows(self, name: str, precision: str, threads: int, fn: Callable[[torch.Tensor], torch.Tensor],
-                   pool: torch.Tensor, reference: dict[int, torch.Tensor], used: str | None = None) -> None:
+                   pool: torch.Tensor, reference: dict[int, torch.Tensor], used: str | None = None, *,
+                   backend: str | None = "torch", backend_used: str | None = None,
+                   gflop: float | None = None) -> None:
         for b in self.batches:
             x = pool[:b]
             try:
                 times, out = _timed(fn, x, self.repeats, self.warmup)
             except Exception as e:  # noqa: BLE001 - e.g. an operator a quantised model does not support
                 log.debug("%s %s batch %d failed", name, precision, b, exc_info=True)
-                self.add(model=name, precision=precision, batch=b, threads=threads, error=error_message(e))
+                self.add(model=name, precision=precision, backend=backend, batch=b, threads=threads,
+                         error=error_message(e))
                 continue
             median = statistics.median(times)
             probs = _probs(out)
             ref = reference[b]
             same = (probs.argmax(-1) == ref.argmax(-1)).double().mean().item()
-            self.add(model=name, precision=precision, batch=b, threads=threads,
+            peak = self.peak.get(threads)
+            self.add(model=name, precision=precision, backend=backend, batch=b, threads=threads,
                      ms_per_image=round(1e3 * median / b, 3), faces_per_s=round(b / median, 2),
+                     percent_of_peak=round(100 * gflop * b / median / peak, 1) if gflop and peak else None,
+                     gflop_per_image=None if gflop is None else float(f"{gflop:.4g}"),
+                     peak_gflops=peak and round(peak, 1),
+                     backend_used=backend_used or backend,
                      top1_agreement=round(100.0 * same, 2), max_prob_diff=float((probs - ref).abs().max()),
                      precision_used=used or precision, median_ms=round(1e3 * median, 3),
                      min_ms=round(1e3 * min(times), 3), times_ms=[round(1e3 * t, 3) for t in times])
@@ -323,11 +376,11 @@ def _build(name: str, options: dict[str, Any]) -> Any:
         return create_model(name, **options).eval()
 
 
-def _recognizer(net: Any, precision: str, device: str, calibrate: Any) -> Any:
+def _recognizer(net: Any, precision: str, device: str, calibrate: Any, backend: str | None) -> Any:
     from ferkit.infer.api import load
 
     extra = {"calibrate": calibrate} if calibrate is not None else {}
-    return load(net, detector="none", device=device, precision=precision, **extra)
+    return load(net, detector="none", device=device, precision=precision, backend=backend, **extra)
 
 
 def _image_files(folder: str | os.PathLike) -> list[Path]:
@@ -350,12 +403,22 @@ def format_header(info: Mapping[str, Any]) -> str:
             f"inter-op threads {info.get('interop_threads')}")
 
 
+def format_peak(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The line under the table that gives the 100 % of ``% fp32 peak`` per thread count ('' when not measured)."""
+    peak = {int(r["threads"]): r["peak_gflops"] for r in rows if r.get("peak_gflops") and r.get("threads")}
+    if not peak:
+        return ""
+    return ("fp32 matmul peak (1024x1024, best of 10; the 100 % of '% fp32 peak' = GFLOP per image counted on the "
+            "PyTorch model x faces/s): " + ", ".join(f"{v:.1f} GFLOP/s at {k} thread{'s' if k > 1 else ''}"
+                                                     for k, v in sorted(peak.items())))
+
+
 def format_row(row: Mapping[str, Any]) -> str:
     """One markdown table row."""
     cells = []
     for key, _ in COLUMNS:
         v = row.get(key)
-        if v is None:
+        if v is None and key != "backend":
             cells.append("")
         elif key == "max_prob_diff":
             cells.append(f"{v:.1e}" if v else "0.0")
@@ -365,6 +428,10 @@ def format_row(row: Mapping[str, Any]) -> str:
             cells.append(f"{v:.1f}")
         elif key == "precision" and row.get("precision_used") not in (None, v):
             cells.append(f"{v} ({row['precision_used']})")
+        elif key == "backend" and v is None:
+            cells.append(row.get("backend_used") or "")
+        elif key == "backend" and row.get("backend_used") not in (None, v):
+            cells.append(f"{v} ({row['backend_used']})")
         else:
             cells.append(str(v))
     return "| " + " | ".join(cells) + " |"
@@ -379,6 +446,8 @@ def format_table(rows: Iterable[Mapping[str, Any]], info: Mapping[str, Any] | No
     """The whole table (markdown), with :func:`format_header` above it and the peak RSS below when ``info`` is given."""
     rows = list(rows)
     lines = ([format_header(info), ""] if info else []) + [table_head()] + [format_row(r) for r in rows]
+    if format_peak(rows):
+        lines += ["", format_peak(rows)]
     if info is not None:
         lines += ["", f"peak RSS: {max([peak_rss_mb()] + [r.get('peak_rss_mb') or 0 for r in rows]):.0f} MiB"]
     return "\n".join(lines)

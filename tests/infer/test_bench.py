@@ -38,8 +38,35 @@ def test_rows_columns_fp32_agreement_and_refused_precisions():
     assert "needs a GPU" in errors["fp16"] and "int4" in errors["int4"]
     assert all(r["ms_per_image"] is None for r in rows if r["error"] is not None)
     table = format_table(rows, system_info())
-    assert table.count(f"| {TINY} |") == len(rows) and "| model | precision | batch | threads | ms/img |" in table
+    assert table.count(f"| {TINY} |") == len(rows)
+    assert "| model | precision | backend | batch | threads | ms/img | faces/s | % fp32 peak |" in table
     assert re.search(r"flags: .*torch kernels: ", table) and "intra-op threads" in table and "peak RSS" in table
+
+
+def test_backends_flops_and_percent_of_peak():
+    """Each precision runs with each runtime; % fp32 peak = GFLOP/img (counted) x faces/s / measured matmul peak."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    from ferkit.infer.bench import count_gflop, format_peak, matmul_gflops
+
+    lin = torch.nn.Linear(64, 10)  # 2 * 64 * 10 FLOPs per image
+    assert count_gflop(lin, torch.randn(5, 64)) == pytest.approx(2 * 64 * 10 / 1e9)
+    assert count_gflop(lambda x: torch.from_numpy(x.numpy() * 2), torch.randn(2, 3)) is None  # no torch op counted
+    assert matmul_gflops(size=128, repeats=2) > 0.1
+    rows = bench([TINY], precisions=["fp32", "bf16"], batches=[2], threads=[1],
+                 backends=["torch", "openvino", "auto"], repeats=1)
+    by = {(r["precision"], r["backend"]): r for r in rows}
+    assert set(by) == {(p, b) for p in ("fp32", "bf16") for b in ("torch", "openvino", "auto")}
+    assert by["fp32", "openvino"]["error"] is None and by["fp32", "openvino"]["backend_used"] == "openvino"
+    assert by["fp32", "openvino"]["top1_agreement"] == 100.0 and 0 < by["fp32", "openvino"]["max_prob_diff"] < 1e-4
+    assert by["fp32", "auto"]["backend_used"] == "openvino" and by["bf16", "auto"]["backend_used"] == "torch"
+    assert "runs with backend 'torch'" in by["bf16", "openvino"]["error"]
+    for r in rows:
+        if r["error"] is None:
+            want = 100 * r["gflop_per_image"] * r["faces_per_s"] / r["peak_gflops"]
+            assert r["percent_of_peak"] == pytest.approx(want, rel=0.05, abs=0.05)
+            assert r["gflop_per_image"] == rows[0]["gflop_per_image"] > 0  # counted once, on the PyTorch model
+    assert "| auto (openvino) |" in format_table(rows) and "GFLOP/s at 1 thread" in format_peak(rows)
 
 
 def test_real_images_as_inputs_and_a_model_that_fails_to_build(photos, tmp_path):
@@ -125,7 +152,7 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
                  "--threads", "1", "--json", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and "| model | precision |" in text and "torch kernels" in text and "peak RSS" in text
-    assert re.search(rf"\| {TINY} \| fp32 \| 2 \| 1 \| [\d.]+ \| [\d.]+ \| 100.0 \| 0.0 \|", text)
+    assert re.search(rf"\| {TINY} \| fp32 \| torch \| 2 \| 1 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 100.0 \| 0.0 \|", text)
     assert "needs a GPU" in text
     saved = json.loads(out.read_text())
     assert saved["system"]["threads"] == 1 and [r["precision"] for r in saved["rows"]] == ["fp32", "fp16"]
