@@ -140,7 +140,14 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, batches: Seque
 
     with tempfile.TemporaryDirectory(prefix="ferkit-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)  # shapes + graph fusions first
+        symbolic = True
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)  # shapes + graph fusions first
+        except Exception as e:  # noqa: BLE001 - onnxruntime's symbolic shape inference gives up on some graphs
+            log.info("symbolic shape inference failed on %s (%s: %s); pre-processing with ONNX shape inference only",
+                     src, type(e).__name__, e)
+            symbolic = False
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         graph = onnx.load(str(pre)).graph
         input_name = graph.input[0].name
         keep = [n.name for n in graph.node if re.search(recipe["keep_fp32"], n.name)] if recipe["keep_fp32"] else []
@@ -159,7 +166,7 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, batches: Seque
     import onnxruntime
 
     return {**recipe, "nodes_kept_fp32": len(keep), "nodes_quantized": None if only is None else len(only),
-            "onnxruntime": onnxruntime.__version__}
+            "symbolic_shape_inference": symbolic, "onnxruntime": onnxruntime.__version__}
 
 
 def export_int8(model: nn.Module, path: str | os.PathLike, *, calibrate: str | os.PathLike,

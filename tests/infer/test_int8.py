@@ -115,6 +115,19 @@ def test_load_quantizes_once_and_caches(tiny_ckpt, faces, caplog):
     assert any("from the cache" in r.getMessage() for r in caplog.records)
     meta = json.loads(Path(str(first.backend.path) + ".json").read_text())
     assert meta["calibration"]["count"] == 4 and meta["precision"] == "int8"
+    assert first.backend.name == "onnx"  # int8's default runtime: onnxruntime
+
+
+def test_int8_file_runs_on_openvino_like_onnxruntime(tiny_ckpt, faces):
+    """The same cached int8 QDQ file on OpenVINO (its own int8 kernels) gives the onnxruntime probabilities closely."""
+    pytest.importorskip("openvino")
+    kw = dict(checkpoint=tiny_ckpt, detector="none", precision="int8", calibrate=faces, calibrate_count=4)
+    ort_rec, ov_rec = ferkit.load(TINY, **kw), ferkit.load(TINY, backend="openvino", **kw)
+    assert ov_rec.backend.name == "openvino" and ov_rec.backend.precision == "int8"
+    assert ov_rec.backend.path == ort_rec.backend.path
+    x = torch.randn(5, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    p_ort, p_ov = (torch.softmax(r.backend.logits(x), -1) for r in (ort_rec, ov_rec))
+    assert (p_ort - p_ov).abs().max() < 0.05
 
 
 @pytest.mark.slow
@@ -151,3 +164,30 @@ def test_a_recipe_that_selects_no_node_is_refused(tmp_path, tiny):
                       recipe={**INT8_RECIPE, "quantize_only": "^/no_such_layer/"})
     assert not (tmp_path / "q.onnx").exists()
     assert int8_recipe(TINY) == INT8_RECIPE and int8_recipe("poster_v2_open")["quantize_only"]
+
+
+def test_graphs_onnxruntime_cannot_shape_symbolically_still_quantize(tmp_path, tiny, monkeypatch):
+    """onnxruntime's symbolic shape inference asserts on some graphs (MPA-FER's reshapes): the pre-processing falls
+    back to ONNX shape inference instead of failing with a bare AssertionError."""
+    import onnxruntime.quantization.shape_inference as si
+
+    from ferkit.export.onnx import export_onnx
+    from ferkit.export.quantize import quantize_onnx
+
+    real, calls = si.quant_pre_process, []
+
+    def picky(src, dst, skip_symbolic_shape=False, **kw):
+        calls.append(skip_symbolic_shape)
+        if not skip_symbolic_shape:
+            raise AssertionError  # what symbolic_shape_infer._infer_Reshape raises on MPA-FER
+        return real(src, dst, skip_symbolic_shape=skip_symbolic_shape, **kw)
+
+    monkeypatch.setattr(si, "quant_pre_process", picky)
+    export_onnx(tiny, tmp_path / "fp32.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    report = quantize_onnx(tmp_path / "fp32.onnx", tmp_path / "q.onnx", [x])
+    assert calls == [False, True] and report["symbolic_shape_inference"] is False
+    got = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    with torch.inference_mode():
+        want = tiny(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()  # a working int8 model, not garbage
