@@ -46,11 +46,15 @@ def canonical(precision: str | None) -> str | None:
     Raises:
         ConfigError: an unknown precision.
     """
-    if precision is None:
+    return _canonical(precision, _ALIASES, INFERENCE_PRECISIONS, "precision")
+
+
+def _canonical(value: str | None, aliases: dict[str, str], names: tuple[str, ...], what: str) -> str | None:
+    if value is None:
         return None
-    key = _ALIASES.get(str(precision).strip().lower(), str(precision).strip().lower())
-    if key not in INFERENCE_PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join(INFERENCE_PRECISIONS)}")
+    key = aliases.get(str(value).strip().lower(), str(value).strip().lower())
+    if key not in names:
+        raise ConfigError(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
     return key
 
 
@@ -89,28 +93,24 @@ def canonical_backend(backend: str | None) -> str | None:
     Raises:
         ConfigError: an unknown runtime.
     """
-    if backend is None:
-        return None
-    key = _BACKEND_ALIASES.get(str(backend).strip().lower(), str(backend).strip().lower())
-    if key not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    return key
+    return _canonical(backend, _BACKEND_ALIASES, BACKENDS, "backend")
 
 
 def runtime_available(name: str) -> bool:
-    """Whether runtime ``name`` can run an exported model here: ``onnx`` needs onnxruntime, ``openvino`` openvino;
-    exporting a PyTorch model for either also needs onnx and onnxruntime (the parity check)."""
-    import importlib.util
-
-    need = {"torch": (), "onnx": ("onnxruntime",), "openvino": ("openvino",)}[name]
-    return all(importlib.util.find_spec(m) is not None for m in need)
+    """Whether runtime ``name`` can run an ONNX file here (``onnx``: onnxruntime, ``openvino``: openvino); a PyTorch
+    model also needs :func:`export_available`."""
+    return _installed(*{"torch": (), "onnx": ("onnxruntime",), "openvino": ("openvino",)}[name])
 
 
 def export_available() -> bool:
     """Whether a PyTorch model can be exported to ONNX here (onnx, and onnxruntime for the parity check)."""
+    return _installed("onnx", "onnxruntime")
+
+
+def _installed(*modules: str) -> bool:
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def choose_backend(backend: str | None, precision: str, device: torch.device, *, onnx_file: bool,
